@@ -1,0 +1,3 @@
+from estafeta.cli import main
+
+main()

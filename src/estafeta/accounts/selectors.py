@@ -1,0 +1,48 @@
+"""Reads about people: the facts the policy needs, who is available now."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+
+from estafeta.domain.codes import Role
+from estafeta.domain.errors import NotFound
+from estafeta.domain.policy import ActorFacts
+
+from .models import Absence, Team, User
+
+
+def actor_facts(user: User) -> ActorFacts:
+    """Role and headed teams of ``user``; cached on the instance for the rest of the request."""
+    cached: ActorFacts | None = getattr(user, "_estafeta_facts", None)
+    if cached is None:
+        headed = frozenset(Team.objects.filter(head=user).values_list("id", flat=True))
+        cached = ActorFacts(user.pk, Role(user.role), user.is_active, headed)
+        user._estafeta_facts = cached  # type: ignore[attr-defined]  # per-instance cache
+    return cached
+
+
+def absent_user_ids(user_ids: Iterable[int], at: datetime) -> set[int]:
+    return set(
+        Absence.objects.filter(user_id__in=list(user_ids), starts_at__lte=at, ends_at__gt=at,
+                               cancelled_at__isnull=True).values_list("user_id", flat=True)
+    )
+
+
+def is_available(user: User, at: datetime) -> bool:
+    """Active and not absent at ``at``: may receive new work."""
+    return user.is_active and not absent_user_ids([user.pk], at)
+
+
+def user_by_username(username: str) -> User:
+    try:
+        return User.objects.get(username=username)
+    except User.DoesNotExist:
+        raise NotFound(f"there is no user {username!r}", code="unknown_user") from None
+
+
+def team_by_name(name: str) -> Team:
+    try:
+        return Team.objects.get(name__iexact=name.strip())
+    except Team.DoesNotExist:
+        raise NotFound(f"there is no team {name!r}", code="unknown_team") from None

@@ -1,0 +1,155 @@
+"""Writes about clients. Personal data (name, phones, emails, notes) stays in these rows and
+never enters event payloads, so that anonymisation can erase it while the history stays whole.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from django.db import transaction
+
+from estafeta.accounts.models import User
+from estafeta.accounts.selectors import actor_facts
+from estafeta.core import clock
+from estafeta.domain.codes import ClientKind, ContactKind, EventType, Role
+from estafeta.domain.contacts import normalise_email, normalise_phone
+from estafeta.domain.errors import BadInput, Conflict
+from estafeta.domain.policy import require_active, require_role
+from estafeta.history.services import event_record
+
+from .models import Client, ClientContact, Segment, Territory
+
+ANONYMISED_NAME = "(anonymised)"
+
+
+def _normalised(phones: Iterable[str], emails: Iterable[str]) -> list[tuple[str, str]]:
+    out: list[tuple[str, str]] = []
+    for raw in phones:
+        if raw and raw.strip():
+            out.append((ContactKind.PHONE, normalise_phone(raw)))
+    for raw in emails:
+        if raw and raw.strip():
+            out.append((ContactKind.EMAIL, normalise_email(raw)))
+    return list(dict.fromkeys(out))
+
+
+def _clean_name(name: str) -> str:
+    name = " ".join((name or "").split())
+    if not name:
+        raise BadInput("the client needs a name", code="bad_name")
+    if len(name) > 200:
+        raise BadInput("the client's name is longer than 200 characters", code="too_long")
+    return name
+
+
+def client_create(
+    *, actor: User | None, name: str, kind: str | ClientKind = ClientKind.PERSON,
+    phones: Iterable[str] = (), emails: Iterable[str] = (), segment: Segment | None = None,
+    territory: Territory | None = None, key_account: bool = False, notes: str = "",
+) -> Client:
+    """Create a client. Duplicates are allowed (two people share a phone); ``clients_matching``
+    is how interfaces warn about them before calling this."""
+    if actor is not None:
+        require_active(actor_facts(actor))
+    name = _clean_name(name)
+    try:
+        kind = ClientKind(kind)
+    except ValueError:
+        raise BadInput(f"{kind!r} is not a client kind (person, company)",
+                       code="bad_kind") from None
+    contacts = _normalised(phones, emails)
+    if len(notes) > 5000:
+        raise BadInput("the notes are longer than 5000 characters", code="too_long")
+    with transaction.atomic():
+        client = Client.objects.create(
+            kind=kind, name=name, segment=segment, territory=territory, key_account=key_account,
+            notes=notes, created_by=actor, created_at=clock.now(),
+        )
+        ClientContact.objects.bulk_create(
+            [ClientContact(client=client, kind=k, value=v) for k, v in contacts])
+        event_record(stream=client.stream, type=EventType.CLIENT_CREATED, actor=actor,
+                     new_stream=True, payload={
+                         "kind": kind, "segment": segment.code if segment else None,
+                         "territory": territory.code if territory else None,
+                         "key_account": key_account,
+                         "phones": sum(1 for k, _ in contacts if k == ContactKind.PHONE),
+                         "emails": sum(1 for k, _ in contacts if k == ContactKind.EMAIL),
+                     })
+    return client
+
+
+def client_update(
+    *, actor: User | None, client: Client, name: str | None = None,
+    segment: Segment | None = None, territory: Territory | None = None,
+    key_account: bool | None = None, add_phones: Iterable[str] = (),
+    add_emails: Iterable[str] = (),
+) -> Client:
+    """Change a client's classification or add contacts. Analytics read the segment stored in
+    each event, so reclassifying a client changes no past figure."""
+    if actor is not None:
+        require_active(actor_facts(actor))
+    contacts = _normalised(add_phones, add_emails)
+    with transaction.atomic():
+        client = Client.objects.select_for_update().get(pk=client.pk)
+        if client.anonymised_at is not None:
+            raise Conflict("this client was anonymised and cannot be changed",
+                           code="client_anonymised")
+        changes: dict[str, object] = {}
+        if name is not None and _clean_name(name) != client.name:
+            client.name = _clean_name(name)
+            changes["name"] = "*"
+        if segment is not None and segment.pk != client.segment_id:
+            changes["segment"] = [client.segment.code if client.segment else None, segment.code]
+            client.segment = segment
+        if territory is not None and territory.pk != client.territory_id:
+            changes["territory"] = [client.territory.code if client.territory else None,
+                                    territory.code]
+            client.territory = territory
+        if key_account is not None and key_account != client.key_account:
+            changes["key_account"] = [client.key_account, key_account]
+            client.key_account = key_account
+        existing = set(client.contacts.values_list("kind", "value"))
+        new = [(k, v) for k, v in contacts if (k, v) not in existing]
+        if new:
+            ClientContact.objects.bulk_create(
+                [ClientContact(client=client, kind=k, value=v) for k, v in new])
+            changes["contacts_added"] = len(new)
+        if not changes:
+            return client
+        client.save()
+        event_record(stream=client.stream, type=EventType.CLIENT_UPDATED, actor=actor,
+                     payload={"changes": changes})
+    return client
+
+
+def client_anonymise(*, actor: User | None, client: Client, reason: str) -> Client:
+    """Erase a client's personal data on request (admins only).
+
+    The client row, its tickets, their numbers and the whole history stay; the name becomes a
+    placeholder; phones, emails and notes go; free text written about the client on its tickets
+    (ticket descriptions, contact notes) is cleared. Event payloads never held any of it.
+    """
+    from estafeta.tickets.models import Activity, Ticket
+
+    require_role(actor_facts(actor) if actor else None, Role.ADMIN, what="anonymise clients")
+    reason = " ".join((reason or "").split())
+    if not reason:
+        raise BadInput("say why (for example, the erasure request's reference)",
+                       code="reason_required")
+    with transaction.atomic():
+        client = Client.objects.select_for_update().get(pk=client.pk)
+        if client.anonymised_at is not None:
+            raise Conflict("this client is already anonymised", code="client_anonymised")
+        removed = client.contacts.count()
+        client.contacts.all().delete()
+        client.name = ANONYMISED_NAME
+        client.notes = ""
+        client.anonymised_at = clock.now()
+        client.save()
+        tickets = Ticket.objects.filter(client=client)
+        cleared = tickets.exclude(description="").update(description="")
+        notes = Activity.objects.filter(ticket__client=client).exclude(note="").update(note="")
+        event_record(stream=client.stream, type=EventType.CLIENT_ANONYMISED, actor=actor,
+                     payload={"contacts_removed": removed, "descriptions_cleared": cleared,
+                              "notes_cleared": notes, "reason": reason[:500]})
+    return client

@@ -1,0 +1,162 @@
+"""Database-level guards for promise 3 and helpers that differ between PostgreSQL and SQLite.
+
+Triggers refuse DELETE on every undeletable table (and TRUNCATE on PostgreSQL), and UPDATE on
+append-only tables (events, checkpoints). Each app's initial migration installs them with the
+``RefuseChanges`` operation; ``install_guards`` runs again after every ``migrate`` because SQLite
+rebuilds a table to alter it, which drops its triggers. ``estafeta check`` lists missing ones.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from django.apps import apps
+from django.db import connection as default_connection
+from django.db import models
+from django.db.backends.base.base import BaseDatabaseWrapper
+from django.db.backends.base.schema import BaseDatabaseSchemaEditor
+from django.db.migrations.operations.base import Operation
+
+from .models import UndeletableModel
+
+_PG_FUNCTION = """
+CREATE OR REPLACE FUNCTION estafeta_refuse_change() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    -- The test suite's flush between transactional tests may truncate; nothing else may.
+    IF TG_OP = 'TRUNCATE' AND current_setting('estafeta.allow_truncate', true) = 'on' THEN
+        RETURN NULL;
+    END IF;
+    RAISE EXCEPTION 'estafeta: % on % is refused: its rows are never deleted or rewritten',
+        TG_OP, TG_TABLE_NAME USING ERRCODE = 'restrict_violation';
+END $$;
+"""
+
+
+def trigger_names(table: str, *, refuse_update: bool) -> list[str]:
+    """The guard triggers a table must carry (names are unique per database on SQLite)."""
+    names = [f"estafeta_nodelete_{table}"]
+    if refuse_update:
+        names.append(f"estafeta_noupdate_{table}")
+    return names
+
+
+def guard_sql(vendor: str, table: str, *, refuse_update: bool) -> list[str]:
+    q = f'"{table}"'
+    if vendor == "sqlite":
+        out = [
+            f'CREATE TRIGGER IF NOT EXISTS "estafeta_nodelete_{table}" BEFORE DELETE ON {q} '
+            f"BEGIN SELECT RAISE(ABORT, 'estafeta: rows of {table} are never deleted'); END"
+        ]
+        if refuse_update:
+            out.append(
+                f'CREATE TRIGGER IF NOT EXISTS "estafeta_noupdate_{table}" BEFORE UPDATE ON {q} '
+                f"BEGIN SELECT RAISE(ABORT, 'estafeta: rows of {table} are never changed'); END"
+            )
+        return out
+    if vendor == "postgresql":
+        out = [_PG_FUNCTION]
+        events = [("nodelete", "BEFORE DELETE", "ROW"), ("notruncate", "BEFORE TRUNCATE",
+                                                         "STATEMENT")]
+        if refuse_update:
+            events.append(("noupdate", "BEFORE UPDATE", "ROW"))
+        for name, when, level in events:
+            trigger = f"estafeta_{name}_{table}"
+            out.append(f'DROP TRIGGER IF EXISTS "{trigger}" ON {q}')
+            out.append(
+                f'CREATE TRIGGER "{trigger}" {when} ON {q} FOR EACH {level} '
+                "EXECUTE FUNCTION estafeta_refuse_change()"
+            )
+        return out
+    raise NotImplementedError(f"Estafeta supports PostgreSQL and SQLite, not {vendor}")
+
+
+def unguard_sql(vendor: str, table: str) -> list[str]:
+    names = ["nodelete", "noupdate"] + (["notruncate"] if vendor == "postgresql" else [])
+    on = f' ON "{table}"' if vendor == "postgresql" else ""
+    return [f'DROP TRIGGER IF EXISTS "estafeta_{n}_{table}"{on}' for n in names]
+
+
+class RefuseChanges(Operation):
+    """Migration operation: install the guard triggers on one table."""
+
+    reversible = True
+    reduces_to_sql = True
+
+    def __init__(self, table: str, refuse_update: bool = False) -> None:
+        self.table = table
+        self.refuse_update = refuse_update
+
+    def deconstruct(self) -> tuple[str, list[Any], dict[str, Any]]:
+        kwargs: dict[str, Any] = {"table": self.table}
+        if self.refuse_update:
+            kwargs["refuse_update"] = True
+        return ("estafeta.core.db.RefuseChanges", [], kwargs)
+
+    def state_forwards(self, app_label: str, state: Any) -> None:
+        pass
+
+    def database_forwards(self, app_label: str, schema_editor: BaseDatabaseSchemaEditor,
+                          from_state: Any, to_state: Any) -> None:
+        for sql in guard_sql(schema_editor.connection.vendor, self.table,
+                             refuse_update=self.refuse_update):
+            schema_editor.execute(sql)
+
+    def database_backwards(self, app_label: str, schema_editor: BaseDatabaseSchemaEditor,
+                           from_state: Any, to_state: Any) -> None:
+        for sql in unguard_sql(schema_editor.connection.vendor, self.table):
+            schema_editor.execute(sql)
+
+    def describe(self) -> str:
+        what = "DELETE and UPDATE" if self.refuse_update else "DELETE"
+        return f"Refuse {what} on {self.table}"
+
+
+def guarded_models() -> list[tuple[type[models.Model], bool]]:
+    """(model, refuse_update) for every table promise 3 protects."""
+    out = []
+    for model in apps.get_models():
+        if issubclass(model, UndeletableModel) or getattr(model, "ESTAFETA_UNDELETABLE", False):
+            out.append((model, bool(getattr(model, "ESTAFETA_APPEND_ONLY", False))))
+    return out
+
+
+def install_guards(using: BaseDatabaseWrapper | None = None) -> None:
+    conn = using or default_connection
+    existing = set(conn.introspection.table_names())
+    with conn.cursor() as cursor:
+        for model, refuse_update in guarded_models():
+            if model._meta.db_table not in existing:  # a partial migrate; installed later
+                continue
+            for sql in guard_sql(conn.vendor, model._meta.db_table, refuse_update=refuse_update):
+                cursor.execute(sql)
+
+
+def missing_guards(using: BaseDatabaseWrapper | None = None) -> list[str]:
+    """Names of guard triggers that should exist and do not, as ``table: trigger``."""
+    conn = using or default_connection
+    with conn.cursor() as cursor:
+        if conn.vendor == "sqlite":
+            cursor.execute("SELECT tbl_name, name FROM sqlite_master WHERE type = 'trigger'")
+        else:
+            cursor.execute(
+                "SELECT c.relname, t.tgname FROM pg_trigger t "
+                "JOIN pg_class c ON c.oid = t.tgrelid WHERE NOT t.tgisinternal"
+            )
+        present = {(table, name) for table, name in cursor.fetchall()}
+    missing = []
+    for model, refuse_update in guarded_models():
+        table = model._meta.db_table
+        names = trigger_names(table, refuse_update=refuse_update)
+        if conn.vendor == "postgresql":
+            names.append(f"estafeta_notruncate_{table}")
+        missing += [f"{table}: {n}" for n in names if (table, n) not in present]
+    return missing
+
+
+def is_postgres(using: BaseDatabaseWrapper | None = None) -> bool:
+    return (using or default_connection).vendor == "postgresql"
+
+
+def tables(names: Iterable[str]) -> str:
+    return ", ".join(f'"{n}"' for n in names)

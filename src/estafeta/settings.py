@@ -1,0 +1,191 @@
+"""Django settings, all from the environment.
+
+``DATABASE_URL``: ``postgres://user@host:port/name`` or ``sqlite:///ABSOLUTE/PATH``; unset means
+the SQLite file ``estafeta.sqlite3`` in the data directory.
+``ESTAFETA_DATA_DIR``: where the SQLite file, uploaded evidence, static files and the generated
+secret key live (default ``~/.local/share/estafeta``).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+from typing import Any
+
+import dj_database_url
+
+
+def _env_bool(name: str, default: bool = False) -> bool:
+    value = os.environ.get(name)
+    if value is None:
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _env_list(name: str, default: str) -> list[str]:
+    return [p.strip() for p in os.environ.get(name, default).split(",") if p.strip()]
+
+
+BASE_DIR = Path(__file__).resolve().parent
+DATA_DIR = Path(
+    os.environ.get("ESTAFETA_DATA_DIR") or Path.home() / ".local" / "share" / "estafeta"
+).resolve()
+
+
+def _secret_key() -> str:
+    """From the environment, else generated once per data directory (never in the repository)."""
+    if key := os.environ.get("ESTAFETA_SECRET_KEY"):
+        return key
+    path = DATA_DIR / "secret_key"
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        DATA_DIR.mkdir(parents=True, exist_ok=True)
+        key = secrets.token_urlsafe(50)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(key)
+        return key
+    except PermissionError:  # a read-only data directory: sessions will not survive a restart
+        return secrets.token_urlsafe(50)
+
+
+SECRET_KEY = _secret_key()
+DEBUG = _env_bool("ESTAFETA_DEBUG")
+ALLOWED_HOSTS = _env_list("ESTAFETA_ALLOWED_HOSTS", "127.0.0.1,localhost")
+CSRF_TRUSTED_ORIGINS = _env_list("ESTAFETA_CSRF_TRUSTED_ORIGINS", "")
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "estafeta.core",
+    "estafeta.accounts",
+    "estafeta.clients",
+    "estafeta.pipelines",
+    "estafeta.tickets",
+    "estafeta.tasks",
+    "estafeta.history",
+    "estafeta.demo",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.locale.LocaleMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "estafeta.urls"
+WSGI_APPLICATION = "estafeta.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ]
+        },
+    }
+]
+
+
+def _database() -> dict[str, Any]:
+    url = os.environ.get("DATABASE_URL", "").strip()
+    if not url:
+        DATA_DIR.mkdir(parents=True, exist_ok=True)
+        url = f"sqlite:///{DATA_DIR / 'estafeta.sqlite3'}"
+    config: dict[str, Any] = dict(dj_database_url.parse(url))
+    engine = config["ENGINE"]
+    if engine == "django.db.backends.sqlite3":
+        # Several processes (web workers, the monitor, console commands) write to one file:
+        # WAL lets readers go on during a write, IMMEDIATE takes the write lock at BEGIN so that
+        # two writers never deadlock upgrading their locks, and the timeout makes them queue.
+        config["OPTIONS"] = {
+            "transaction_mode": "IMMEDIATE",
+            "timeout": 30,
+            "init_command": (
+                "PRAGMA journal_mode=WAL;PRAGMA synchronous=NORMAL;PRAGMA foreign_keys=ON;"
+                "PRAGMA busy_timeout=30000"
+            ),
+        }
+        config["TEST"] = {"NAME": os.environ.get("ESTAFETA_TEST_SQLITE") or None}
+    elif engine in {"django.db.backends.postgresql", "django.db.backends.postgresql_psycopg2"}:
+        config["ENGINE"] = "django.db.backends.postgresql"
+        config["CONN_MAX_AGE"] = int(os.environ.get("ESTAFETA_CONN_MAX_AGE", "60"))
+        config["CONN_HEALTH_CHECKS"] = True
+        config.setdefault("OPTIONS", {})
+        config["OPTIONS"].setdefault("application_name", "estafeta")
+    else:
+        raise RuntimeError(f"DATABASE_URL: Estafeta runs on PostgreSQL or SQLite, not {engine}")
+    config["ATOMIC_REQUESTS"] = False
+    return config
+
+
+DATABASES = {"default": _database()}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+AUTH_USER_MODEL = "accounts.User"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LANGUAGE_CODE = os.environ.get("ESTAFETA_LANGUAGE", "ru")
+LANGUAGES = [("ru", "Русский"), ("en", "English")]
+TIME_ZONE = os.environ.get("ESTAFETA_TIME_ZONE", "Europe/Moscow")
+USE_I18N = True
+USE_TZ = True
+LOCALE_PATHS = [BASE_DIR / "locale"]
+
+STATIC_URL = "static/"
+STATIC_ROOT = DATA_DIR / "static"
+MEDIA_ROOT = DATA_DIR / "files"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
+
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+CSRF_COOKIE_SAMESITE = "Lax"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+X_FRAME_OPTIONS = "DENY"
+if _env_bool("ESTAFETA_HTTPS"):
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+LOGIN_URL = "admin:login"
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "root": {"handlers": ["console"], "level": os.environ.get("ESTAFETA_LOG_LEVEL", "WARNING")},
+}
+
+# --- Estafeta ------------------------------------------------------------------------------
+# Ticket numbers look like Z-2026-000123; a pipeline may set its own prefix.
+ESTAFETA_TICKET_PREFIX = os.environ.get("ESTAFETA_TICKET_PREFIX", "Z")
+# Largest evidence file accepted for a checklist item.
+ESTAFETA_MAX_EVIDENCE_BYTES = int(os.environ.get("ESTAFETA_MAX_EVIDENCE_BYTES", str(20 << 20)))
+# A checkpoint seals events older than this many seconds (see docs/history.md).
+ESTAFETA_CHECKPOINT_EVERY = int(os.environ.get("ESTAFETA_CHECKPOINT_EVERY", "3600"))
