@@ -100,12 +100,12 @@ class RefuseChanges(Operation):
                           from_state: Any, to_state: Any) -> None:
         for sql in guard_sql(schema_editor.connection.vendor, self.table,
                              refuse_update=self.refuse_update):
-            schema_editor.execute(sql)
+            schema_editor.execute(sql, params=None)  # no placeholders: '%' is PL/pgSQL's
 
     def database_backwards(self, app_label: str, schema_editor: BaseDatabaseSchemaEditor,
                            from_state: Any, to_state: Any) -> None:
         for sql in unguard_sql(schema_editor.connection.vendor, self.table):
-            schema_editor.execute(sql)
+            schema_editor.execute(sql, params=None)
 
     def describe(self) -> str:
         what = "DELETE and UPDATE" if self.refuse_update else "DELETE"

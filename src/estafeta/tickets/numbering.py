@@ -38,9 +38,8 @@ def _postgres_next(prefix: str, year: int) -> int:
                 # The first ticket of a year: creators queue on this lock, one creates.
                 cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [name])
                 cursor.execute(f'CREATE SEQUENCE IF NOT EXISTS "{name}"')
-                transaction.on_commit(lambda: _known_sequences.add(name))
-            else:
-                _known_sequences.add(name)
+            # Remember it only once committed: a rolled-back creation takes the sequence along.
+            transaction.on_commit(lambda: _known_sequences.add(name))
         cursor.execute("SELECT nextval(%s)", [name])
         return int(cursor.fetchone()[0])
 

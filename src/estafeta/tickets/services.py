@@ -227,8 +227,8 @@ def ticket_create(
                        code="client_anonymised")
     now = clock.now()
     with transaction.atomic():
-        if isinstance(pipeline, str):
-            pipeline = pipeline_by_code(pipeline)
+        # Always read the current version now: an object loaded earlier may predate a new one.
+        pipeline = pipeline_by_code(pipeline if isinstance(pipeline, str) else pipeline.code)
         version = pipeline.current_version
         if version is None or not pipeline.is_active:
             raise BadInput(f"pipeline {pipeline.code!r} does not accept new tickets",
