@@ -41,8 +41,19 @@ def user_by_username(username: str) -> User:
         raise NotFound(f"there is no user {username!r}", code="unknown_user") from None
 
 
+def team_named(name: str) -> Team | None:
+    """The team called ``name``, whatever the letter case.
+
+    Compared in Python: SQLite folds only ASCII letters, and team names are Russian. There are
+    few teams, so this reads them all.
+    """
+    key = " ".join(name.split()).casefold()
+    return next((t for t in Team.objects.select_related("head")
+                 if " ".join(t.name.split()).casefold() == key), None)
+
+
 def team_by_name(name: str) -> Team:
-    try:
-        return Team.objects.get(name__iexact=name.strip())
-    except Team.DoesNotExist:
-        raise NotFound(f"there is no team {name!r}", code="unknown_team") from None
+    team = team_named(name)
+    if team is None:
+        raise NotFound(f"there is no team {name!r}", code="unknown_team")
+    return team

@@ -21,7 +21,7 @@ from estafeta.domain.policy import require_role
 from estafeta.history.services import event_record, ticket_event
 
 from .models import Absence, Team, User
-from .selectors import actor_facts
+from .selectors import actor_facts, team_named
 
 _UNSET: Any = object()
 
@@ -282,7 +282,7 @@ def team_create(*, actor: User | None, name: str, head: User) -> Team:
         raise BadInput(f"{head.username} is not a head of sales (role {head.role})",
                        code="not_a_head")
     with transaction.atomic():
-        if Team.objects.filter(name__iexact=name).exists():
+        if team_named(name) is not None:
             raise Conflict(f"a team named {name!r} exists", code="team_exists")
         claim_users([head])
         team = Team.objects.create(name=name, head=head, created_at=clock.now())

@@ -7,7 +7,7 @@ from datetime import datetime
 from django.db.models import Count, Q
 
 from estafeta.accounts.models import Team, User
-from estafeta.accounts.selectors import absent_user_ids, is_available
+from estafeta.accounts.selectors import absent_user_ids, is_available, team_named
 from estafeta.accounts.services import claim_users
 from estafeta.domain.codes import Role, TaskStatus
 from estafeta.domain.errors import NoExecutorAvailable
@@ -41,7 +41,7 @@ def _pick(rule: ExecutorSpec, owner: User | None, at: datetime) -> User:
             team = named.team
     else:
         if rule.team:
-            team = Team.objects.filter(name__iexact=rule.team).first()
+            team = team_named(rule.team)
         if team is not None:
             picked = _from_team(team, Role(rule.role or Role.SELLER),
                                 rule.strategy or "round_robin", at)

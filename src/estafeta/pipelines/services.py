@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from django.db import transaction
 from django.db.models import Max
 
-from estafeta.accounts.models import Team, User
-from estafeta.accounts.selectors import actor_facts
+from estafeta.accounts.models import User
+from estafeta.accounts.selectors import actor_facts, team_named
 from estafeta.core import clock
 from estafeta.domain.codes import EventType, Role, StageSemantic
 from estafeta.domain.errors import BadInput, Conflict, NotFound, PipelineInvalid
@@ -33,12 +33,11 @@ class LoadResult:
 def _reference_problems(spec: PipelineSpec) -> list[str]:
     """Teams and people named in executor rules must exist (and people must be active)."""
     problems = []
-    teams = {t.lower() for t in Team.objects.values_list("name", flat=True)}
     for i, stage in enumerate(spec.stages):
         rule = stage.executor
         if rule is None:
             continue
-        if rule.team and rule.team.lower() not in teams:
+        if rule.team and team_named(rule.team) is None:
             problems.append(f"stages[{i}].executor.team: there is no team {rule.team!r}")
         if rule.user and not User.objects.filter(username=rule.user, is_active=True).exists():
             problems.append(f"stages[{i}].executor.user: there is no active user {rule.user!r}")

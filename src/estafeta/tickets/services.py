@@ -222,11 +222,12 @@ def ticket_create(
     subject = _subject(subject)
     description = _text(description, "description")
     expected = _amount(amount)
-    if client.anonymised_at is not None:
-        raise BadInput("this client was anonymised; register the request with a new client",
-                       code="client_anonymised")
     now = clock.now()
     with transaction.atomic():
+        client = Client.objects.select_related("segment", "territory").get(pk=client.pk)
+        if client.anonymised_at is not None:
+            raise BadInput("this client was anonymised; register the request with a new client",
+                           code="client_anonymised")
         # Always read the current version now: an object loaded earlier may predate a new one.
         pipeline = pipeline_by_code(pipeline if isinstance(pipeline, str) else pipeline.code)
         version = pipeline.current_version
