@@ -27,8 +27,17 @@ def main(argv: list[str] | None = None) -> None:
         sys.stderr.write(f"estafeta: cannot start: {exc}\n")
         raise SystemExit(1) from None
     from django.core.management import execute_from_command_line
+    from django.db import DatabaseError
 
-    execute_from_command_line(args)
+    try:
+        execute_from_command_line(args)
+    except DatabaseError as exc:  # Django's own commands let these out as tracebacks
+        lines = [line for line in str(exc).splitlines() if line.strip()]
+        reason = lines[0] if lines else type(exc).__name__
+        sys.stderr.write(f"estafeta: database error: {reason}\n")
+        raise SystemExit(1) from None
+    except KeyboardInterrupt:
+        raise SystemExit(130) from None
 
 
 if __name__ == "__main__":

@@ -21,12 +21,14 @@ def ticket_for_update(ticket: Ticket | int) -> Ticket:
     """Lock the ticket row: every change to a ticket is serialised here, so a stale request
     (two people closing the same stage) is detected after the lock, not lost."""
     pk = ticket.pk if isinstance(ticket, Ticket) else ticket
-    try:
-        return (Ticket.objects.select_for_update(of=("self",))
-                .select_related("stage", "version", "pipeline", "owner", "client",
-                                "client__segment", "client__territory").get(pk=pk))
-    except Ticket.DoesNotExist:
-        raise NotFound("there is no such ticket", code="unknown_ticket") from None
+    # Lock first, read after. A locking query with joins re-checks them against the rows it
+    # read before waiting, so a concurrent stage change would make it find no ticket at all;
+    # once the lock is held, the second statement reads the committed state.
+    if not list(Ticket.objects.select_for_update().filter(pk=pk).order_by()
+                .values_list("pk", flat=True)):
+        raise NotFound("there is no such ticket", code="unknown_ticket")
+    return (Ticket.objects.select_related("stage", "version", "pipeline", "owner", "client",
+                                          "client__segment", "client__territory").get(pk=pk))
 
 
 def ticket_by_number(number: str) -> Ticket:
