@@ -138,3 +138,12 @@ def test_absences_are_checked_and_can_be_cancelled(world: World, now: datetime) 
     assert {world.ticket().owner for _ in range(2)} == {world.bob}
     acc.absence_cancel(actor=world.head, absence=absence)
     assert {world.ticket().owner for _ in range(2)} == {world.ann, world.bob}
+
+
+def test_a_team_is_renamed_with_an_event(world: World) -> None:
+    team = acc.team_rename(actor=None, team=world.sales, name="Розничные продажи")
+    assert team.name == "Розничные продажи"
+    refused(lambda: acc.team_rename(actor=None, team=world.other, name="РОЗНИЧНЫЕ ПРОДАЖИ"),
+            "team_exists")
+    event = Event.objects.filter(stream=team.stream).order_by("-seq").first()
+    assert event is not None and event.payload["changes"]["name"] == ["Sales", "Розничные продажи"]

@@ -407,9 +407,11 @@ def test_teams_are_created_and_get_a_new_head_through_the_services(
                                                          "name": "Renamed", "_save": "Save"})
     assert response.status_code == 302
     north.refresh_from_db()
-    assert (north.name, north.head) == ("North", world.other_head)
+    assert (north.name, north.head) == ("Renamed", world.other_head)
     assert last_event(north.stream).payload == {
         "changes": {"head": [world.head.pk, world.other_head.pk]}}
+    renamed = Event.objects.get(stream=north.stream, seq=2)
+    assert renamed.payload == {"changes": {"name": ["North", "Renamed"]}}
     text = page(site.get(url(Team, "change", world.sales.pk)))
     for member in (world.head, world.ann, world.bob):  # members, shown read-only
         assert f'href="{url(User, "change", member.pk)}"' in text

@@ -69,3 +69,22 @@ def test_anonymising_erases_personal_data_and_keeps_tickets_and_history(world: W
     refused(lambda: world.ticket(), "client_anonymised", BadInput)
     refused(lambda: client_anonymise(actor=world.admin, client=c, reason="again"),
             "client_anonymised", Conflict)
+
+
+def test_segments_and_territories_are_saved_with_an_event(world: World) -> None:
+    from estafeta.clients.models import Territory
+    from estafeta.clients.services import classification_save
+
+    seg = classification_save(actor=world.admin, model=Segment, code="taxi", name="Такси")
+    classification_save(actor=world.admin, model=Segment, code="ignored", name="Такси и каршеринг",
+                        instance=seg)
+    seg.refresh_from_db()
+    assert (seg.code, seg.name) == ("taxi", "Такси и каршеринг")
+    assert list(Event.objects.filter(stream=f"segment:{seg.pk}").values_list("type", flat=True)
+                ) == ["segment.saved", "segment.saved"]
+    refused(lambda: classification_save(actor=world.admin, model=Segment, code="taxi",
+                                        name="x"), "segment_exists")
+    refused(lambda: classification_save(actor=world.admin, model=Territory, code="North Side",
+                                        name="x"), "bad_code")
+    refused(lambda: classification_save(actor=world.head, model=Territory, code="north",
+                                        name="North"), "role_required")

@@ -92,3 +92,24 @@ def test_lost_reasons_come_from_the_file_and_the_global_list(world: World) -> No
 def test_only_admins_load_pipelines(world: World) -> None:
     refused(lambda: pipeline_load(actor=world.head, text=SALES), "role_required")
     assert Pipeline.objects.count() == 1
+
+
+def test_a_pipeline_can_stop_accepting_new_tickets(world: World) -> None:
+    from estafeta.history.models import Event
+    from estafeta.pipelines.services import pipeline_set_active
+
+    running = world.ticket()
+    pipeline_set_active(actor=None, pipeline=world.pipeline, active=False)
+    refused(world.ticket, "pipeline_inactive")
+    world.fill_new(running)
+    assert stage_close(actor=running.owner, ticket=running, stage="new").stage.code == "offer"
+    pipeline_set_active(actor=None, pipeline=world.pipeline, active=True)
+    assert world.ticket().is_open
+    assert Event.objects.filter(stream=world.pipeline.stream, type="pipeline.updated").count() == 2
+
+
+def test_an_earlier_version_can_be_dumped(world: World) -> None:
+    pipeline_load(actor=None, text=SALES.replace("name: Sales\n", "name: Sales 2\n", 1))
+    assert "name: Sales\n" in pipeline_dump("sales", 1)
+    assert "name: Sales 2\n" in pipeline_dump("sales")
+    refused(lambda: pipeline_dump("sales", 7), "unknown_version")

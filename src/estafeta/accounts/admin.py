@@ -14,6 +14,7 @@ from django.contrib import admin, messages
 from django.contrib.auth import update_session_auth_hash
 from django.contrib.auth.forms import AdminPasswordChangeForm, SetPasswordMixin, UsernameField
 from django.contrib.auth.models import Group
+from django.db import transaction
 from django.db.models import Count, QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import URLPattern, path, reverse
@@ -39,6 +40,7 @@ from .services import (
     absence_add,
     absence_cancel,
     team_create,
+    team_rename,
     team_set_head,
     user_create,
     user_deactivate,
@@ -294,10 +296,14 @@ class TeamAddForm(ServiceForm):
 class TeamChangeForm(ServiceForm):
     class Meta:
         model = Team
-        fields = ("head",)
+        fields = ("name", "head")
 
     def perform(self) -> Team:
-        return team_set_head(actor=self.actor, team=self.instance, head=self.cleaned_data["head"])
+        # Two services, one outcome: if the second refuses, the rename is undone too.
+        with transaction.atomic():
+            team = Team.objects.get(pk=self.instance.pk)
+            team = team_rename(actor=self.actor, team=team, name=self.cleaned_data["name"])
+            return team_set_head(actor=self.actor, team=team, head=self.cleaned_data["head"])
 
 
 @admin.register(Team)
@@ -310,7 +316,7 @@ class TeamAdmin(ServiceAdmin):
     list_display = ("name", "head", "member_count", "created_at")
     list_select_related = ("head",)
     search_fields = ("name",)
-    readonly_fields = ("name", "members", "created_at")
+    readonly_fields = ("members", "created_at")
     fieldsets = ((None, {"fields": ("name", "head", "members", "created_at")}),)
     add_fieldsets = ((None, {"fields": ("name", "head")}),)
 

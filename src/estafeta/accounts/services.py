@@ -17,7 +17,7 @@ from estafeta.core import clock
 from estafeta.domain.codes import EventType, Role, TaskStatus, TicketStatus
 from estafeta.domain.contacts import normalise_email
 from estafeta.domain.errors import BadInput, Conflict, Forbidden
-from estafeta.domain.policy import require_role
+from estafeta.domain.policy import require_active, require_role
 from estafeta.history.services import event_record, ticket_event
 
 from .models import Absence, Team, User
@@ -297,6 +297,25 @@ def team_create(*, actor: User | None, name: str, head: User) -> Team:
     return team
 
 
+def team_rename(*, actor: User | None, team: Team, name: str) -> Team:
+    require_role(_facts(actor), Role.ADMIN, Role.DIRECTOR, what="rename teams")
+    name = _name(name, "team name", 100)
+    if not name:
+        raise BadInput("the team needs a name", code="bad_name")
+    with transaction.atomic():
+        team = Team.objects.select_for_update().get(pk=team.pk)
+        if name == team.name:
+            return team
+        other = team_named(name)
+        if other is not None and other.pk != team.pk:
+            raise Conflict(f"a team named {name!r} exists", code="team_exists")
+        old, team.name = team.name, name
+        team.save(update_fields=["name"])
+        event_record(stream=team.stream, type=EventType.TEAM_UPDATED, actor=actor,
+                     payload={"changes": {"name": [old, name]}})
+    return team
+
+
 def team_set_head(*, actor: User | None, team: Team, head: User) -> Team:
     require_role(_facts(actor), Role.ADMIN, Role.DIRECTOR, what="change team heads")
     if head.role != Role.HEAD:
@@ -317,6 +336,8 @@ def team_set_head(*, actor: User | None, team: Team, head: User) -> Team:
 def absence_add(*, actor: User | None, user: User, starts_at: datetime, ends_at: datetime,
                 reason: str = "") -> Absence:
     """Record an absence: executor rules skip the user while it lasts (their open work stays)."""
+    if actor is not None:
+        require_active(actor_facts(actor))
     if actor is not None and actor.pk != user.pk:
         facts = actor_facts(actor)
         if not (facts.role in {Role.ADMIN, Role.DIRECTOR}

@@ -19,32 +19,45 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from estafeta.core.admin_base import (
-    EstafetaAdmin,
     ReadOnlyAdmin,
     ReadOnlyInline,
+    ServiceAdmin,
+    ServiceForm,
     actor_of,
     refusal_messages,
 )
 from estafeta.domain.errors import EstafetaError
 
 from .models import Client, ClientContact, Segment, Territory
-from .services import client_anonymise
+from .services import classification_save, client_anonymise
 
 
-class ReferenceAdmin(EstafetaAdmin):
-    """Segments and territories: plain reference data, added and renamed here.
+class ReferenceForm(ServiceForm):
+    """Adds or renames a segment or territory through ``classification_save``."""
+
+    def perform(self) -> Segment | Territory:
+        model = type(self.instance)
+        existing = self.instance if self.instance.pk else None
+        return classification_save(
+            actor=self.actor, model=model, name=self.cleaned_data["name"],
+            code=self.cleaned_data.get("code", "") if existing is None else existing.code,
+            instance=existing)
+
+
+class ReferenceAdmin(ServiceAdmin):
+    """Segments and territories: reference data, added and renamed here (with an event).
 
     The code is fixed once created: events and analytics refer to it.
     """
 
     can_add = True
     can_change = True
+    form = ReferenceForm
     list_display = ("name", "code")
     search_fields = ("name", "code")
     ordering = ("name",)
-
-    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
-        return ("code",) if obj is not None else ()
+    readonly_fields = ("code",)
+    fields = ("code", "name")
 
 
 @admin.register(Segment)

@@ -14,6 +14,7 @@ from estafeta.core import clock
 from estafeta.domain.codes import ClientKind, ContactKind, EventType, Role
 from estafeta.domain.contacts import normalise_email, normalise_phone
 from estafeta.domain.errors import BadInput, Conflict
+from estafeta.domain.pipeline import CODE
 from estafeta.domain.policy import require_active, require_role
 from estafeta.history.services import event_record
 
@@ -153,3 +154,35 @@ def client_anonymise(*, actor: User | None, client: Client, reason: str) -> Clie
                      payload={"contacts_removed": removed, "descriptions_cleared": cleared,
                               "notes_cleared": notes, "reason": reason[:500]})
     return client
+
+
+def classification_save(*, actor: User | None, model: type[Segment] | type[Territory],
+                        code: str, name: str, instance: Segment | Territory | None = None
+                        ) -> Segment | Territory:
+    """Create a segment or territory, or rename one. The code never changes once created:
+    events and analytics refer to it."""
+    require_role(actor_facts(actor) if actor else None, Role.ADMIN, what="change classifications")
+    name = " ".join((name or "").split())
+    if not name or len(name) > 100:
+        raise BadInput("the name must be 1-100 characters", code="bad_name")
+    kind = model._meta.model_name
+    event = EventType.SEGMENT_SAVED if model is Segment else EventType.TERRITORY_SAVED
+    with transaction.atomic():
+        if instance is None:
+            code = (code or "").strip()
+            if not CODE.match(code):
+                raise BadInput(f"{code!r} is not a code: use lower-case Latin letters, digits,"
+                               " - or _", code="bad_code")
+            if model.objects.filter(code=code).exists():
+                raise Conflict(f"the {kind} {code!r} exists", code=f"{kind}_exists")
+            row = model.objects.create(code=code, name=name)
+            event_record(stream=f"{kind}:{row.pk}", type=event, actor=actor, new_stream=True,
+                         payload={"code": code, "created": True})
+            return row
+        row = model.objects.select_for_update().get(pk=instance.pk)
+        if row.name != name:
+            row.name = name
+            row.save(update_fields=["name"])
+            event_record(stream=f"{kind}:{row.pk}", type=event, actor=actor,
+                         payload={"code": row.code, "renamed": True})
+        return row

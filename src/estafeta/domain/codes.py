@@ -181,7 +181,10 @@ class EventType(StrEnum):
     ABSENCE_CANCELLED = "absence.cancelled"
     TEAM_CREATED = "team.created"
     TEAM_UPDATED = "team.updated"
+    SEGMENT_SAVED = "segment.saved"
+    TERRITORY_SAVED = "territory.saved"
     # configuration
     PIPELINE_VERSION_LOADED = "pipeline.version_loaded"
+    PIPELINE_UPDATED = "pipeline.updated"
     LOST_REASON_ADDED = "lost_reason.added"
     LOST_REASON_UPDATED = "lost_reason.updated"

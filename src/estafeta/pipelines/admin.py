@@ -34,7 +34,13 @@ from estafeta.domain.errors import EstafetaError
 from estafeta.domain.pipeline import PipelineSpec
 
 from .models import ChecklistItem, LostReason, Pipeline, PipelineVersion, Stage
-from .services import lost_reason_add, lost_reason_set_active, pipeline_dump, pipeline_load
+from .services import (
+    lost_reason_add,
+    lost_reason_set_active,
+    pipeline_dump,
+    pipeline_load,
+    pipeline_set_active,
+)
 from .yamlio import MAX_BYTES, dump_yaml
 
 
@@ -88,9 +94,24 @@ class PipelineAdmin(EstafetaAdmin):
     list_select_related = ("current_version",)
     search_fields = ("code", "name")
     inlines = (VersionInline,)
+    actions = ("close_to_new", "open_to_new")
     fields = ("code", "name", "is_active", "current_version", "created_at", "tools",
               "definition")
     readonly_fields = ("tools", "definition")
+
+    @admin.action(description=gettext_lazy("Stop accepting new tickets"), permissions=["write"])
+    def close_to_new(self, request: HttpRequest, queryset: QuerySet[Pipeline]) -> None:
+        actor = actor_of(request)
+        self.call_each(request, queryset, lambda p: pipeline_set_active(
+            actor=actor, pipeline=p, active=False),
+            _("Pipelines closed to new tickets: %(count)d."))
+
+    @admin.action(description=gettext_lazy("Accept new tickets again"), permissions=["write"])
+    def open_to_new(self, request: HttpRequest, queryset: QuerySet[Pipeline]) -> None:
+        actor = actor_of(request)
+        self.call_each(request, queryset, lambda p: pipeline_set_active(
+            actor=actor, pipeline=p, active=True),
+            _("Pipelines open to new tickets: %(count)d."))
 
     def get_urls(self) -> list[URLPattern]:
         return [

@@ -100,13 +100,31 @@ def pipeline_load(*, actor: User | None, text: str | bytes,
     return LoadResult(pipeline, version, created=True)
 
 
-def pipeline_dump(code: str) -> str:
-    """The current version as YAML, defaults omitted; loading it back changes nothing."""
+def pipeline_dump(code: str, version: int | None = None) -> str:
+    """A version (default: the current one) as YAML, defaults omitted; loading the current one
+    back changes nothing."""
     pipeline = pipeline_by_code(code)
-    if pipeline.current_version is None:
-        raise NotFound(f"pipeline {code!r} has no version", code="unknown_pipeline")
-    spec = PipelineSpec.model_validate(pipeline.current_version.spec)
+    found = (pipeline.current_version if version is None
+             else pipeline.versions.filter(number=version).first())
+    if found is None:
+        what = f"version {version}" if version is not None else "a version"
+        raise NotFound(f"pipeline {code!r} has no {what}", code="unknown_version")
+    spec = PipelineSpec.model_validate(found.spec)
     return dump_yaml(spec.to_data())
+
+
+def pipeline_set_active(*, actor: User | None, pipeline: Pipeline, active: bool) -> Pipeline:
+    """Stop or resume accepting new tickets; tickets already running go on unchanged."""
+    require_role(actor_facts(actor) if actor else None, Role.ADMIN, what="change pipelines")
+    with transaction.atomic():
+        pipeline = Pipeline.objects.select_for_update().get(pk=pipeline.pk)
+        if pipeline.is_active == active:
+            return pipeline
+        pipeline.is_active = active
+        pipeline.save(update_fields=["is_active"])
+        event_record(stream=pipeline.stream, type=EventType.PIPELINE_UPDATED, actor=actor,
+                     payload={"changes": {"is_active": [not active, active]}})
+    return pipeline
 
 
 def lost_reason_add(*, actor: User | None, code: str, title: str,

@@ -17,6 +17,9 @@ class Command(EstafetaCommand):
         create = actions.add_parser("create", help="create a team led by a head of sales")
         create.add_argument("name")
         create.add_argument("--head", required=True, help="username of a head of sales")
+        rename = actions.add_parser("rename", help="rename a team")
+        rename.add_argument("name")
+        rename.add_argument("new_name")
         head = actions.add_parser("head", help="give a team another head of sales")
         head.add_argument("name")
         head.add_argument("username")
@@ -25,12 +28,16 @@ class Command(EstafetaCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         from estafeta.accounts.models import Team
         from estafeta.accounts.selectors import team_by_name, user_by_username
-        from estafeta.accounts.services import team_create, team_set_head
+        from estafeta.accounts.services import team_create, team_rename, team_set_head
 
         if options["action"] == "create":
             team = team_create(actor=None, name=options["name"],
                                head=user_by_username(options["head"]))
             self.stdout.write(f"created team {team.name} (head {team.head.username})")
+        elif options["action"] == "rename":
+            team = team_rename(actor=None, team=team_by_name(options["name"]),
+                               name=options["new_name"])
+            self.stdout.write(f"renamed to {team.name}")
         elif options["action"] == "head":
             team = team_set_head(actor=None, team=team_by_name(options["name"]),
                                  head=user_by_username(options["username"]))

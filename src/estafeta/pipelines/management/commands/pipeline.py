@@ -19,11 +19,17 @@ class Command(EstafetaCommand):
         load.add_argument("file", help="a YAML file ('-' reads standard input)")
         dump = actions.add_parser("dump", help="print the current version as YAML")
         dump.add_argument("code", help="the pipeline's code")
+        dump.add_argument("--version", type=int, help="an earlier version's number")
+        for name, text in (("disable", "stop accepting new tickets (running ones go on)"),
+                           ("enable", "accept new tickets again")):
+            toggle = actions.add_parser(name, help=text)
+            toggle.add_argument("code")
         actions.add_parser("list", help="list pipelines with their current version")
 
     def handle(self, *args: Any, **options: Any) -> None:
         from estafeta.pipelines.models import Pipeline
-        from estafeta.pipelines.services import pipeline_dump, pipeline_load
+        from estafeta.pipelines.selectors import pipeline_by_code
+        from estafeta.pipelines.services import pipeline_dump, pipeline_load, pipeline_set_active
 
         action = options["action"]
         if action == "load":
@@ -49,7 +55,12 @@ class Command(EstafetaCommand):
                 self.stdout.write(f"{result.pipeline.code} is unchanged (version "
                                   f"{result.version.number})")
         elif action == "dump":
-            self.stdout.write(pipeline_dump(options["code"]), ending="")
+            self.stdout.write(pipeline_dump(options["code"], options["version"]), ending="")
+        elif action in ("disable", "enable"):
+            pipeline = pipeline_set_active(actor=None, pipeline=pipeline_by_code(options["code"]),
+                                           active=action == "enable")
+            state = "accepts" if pipeline.is_active else "no longer accepts"
+            self.stdout.write(f"{pipeline.code} {state} new tickets")
         else:
             for p in Pipeline.objects.select_related("current_version").order_by("code"):
                 version = p.current_version.number if p.current_version else "-"
