@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -162,3 +163,17 @@ def test_outsiders_cannot_plan_tasks(world: World) -> None:
     t = world.ticket()
     refused(lambda: tk.task_plan(actor=world.olga, ticket=t, draft=draft()),
             "not_participant", Forbidden)
+
+
+def test_a_persons_open_tasks_come_soonest_first_in_one_query(
+        world: World, django_assert_num_queries: Any) -> None:
+    from estafeta.tasks.selectors import open_tasks_for_user
+
+    for hours in (30, 5, 50):
+        world.ticket(owner=world.ann, first_task=draft(f"in {hours}h", hours=hours))
+    world.ticket(owner=world.bob)
+    with django_assert_num_queries(1):
+        rows = [(t.title, t.ticket.number, t.ticket.client.name, t.ticket.stage.name)
+                for t in open_tasks_for_user(world.ann)[:50]]
+    assert [r[0] for r in rows] == ["in 5h", "in 30h", "in 50h"]
+    assert rows[0][2:] == ("Ivan Petrov", "New request")

@@ -38,7 +38,7 @@ class Task(UndeletableModel):
         ordering = ["due_at"]
         indexes = [
             # "My tasks": one index range scan whatever the size of the database.
-            models.Index(fields=["assignee", "due_at"], name="task_open_by_assignee",
+            models.Index(fields=["assignee", "due_at", "id"], name="task_open_by_assignee",
                          condition=Q(status="open")),
             # The monitor polls this for overdue work.
             models.Index(fields=["due_at"], name="task_open_due", condition=Q(status="open")),
