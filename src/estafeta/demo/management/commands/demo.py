@@ -1,0 +1,65 @@
+"""``estafeta demo``: migrate, build the demo dealership once, then serve it until stopped."""
+
+from __future__ import annotations
+
+from argparse import ArgumentTypeError
+from typing import Any
+
+from django.core.management import call_command
+from django.core.management.base import CommandError, CommandParser
+
+from estafeta.core.management.base import EstafetaCommand
+
+
+def _positive(value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        raise ArgumentTypeError(f"{value!r} is not a number") from None
+    if number <= 0:
+        raise ArgumentTypeError(f"{value!r} must be greater than zero")
+    return number
+
+
+class Command(EstafetaCommand):
+    help = ("Build a demo car dealership (people, pipelines, clients and six months of history, "
+            "all through the services) unless it is there already, print the demo logins, and "
+            "serve it on 127.0.0.1:8000 until stopped.")
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--no-serve", action="store_true",
+                            help="only build the data (and print the logins)")
+        parser.add_argument("--port", type=int, default=8000)
+        parser.add_argument("--host", default="127.0.0.1")
+        parser.add_argument("--months", type=_positive, default=6,
+                            help="months of history ending now (default 6)")
+        parser.add_argument("--scale", type=_positive, default=1.0,
+                            help="multiply the number of requests (default 1.0)")
+        parser.add_argument("--seed", type=int, default=2026,
+                            help="random seed: the same seed builds the same dealership")
+        parser.add_argument("--no-migrate", action="store_true",
+                            help="do not apply pending migrations first")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        from estafeta.demo.builder import PASSWORD, build_demo, demo_logins
+
+        if not 0 < options["port"] < 65536:
+            raise CommandError(f"{options['port']} is not a port number")
+        if not options["no_migrate"]:
+            call_command("migrate", interactive=False, verbosity=0)
+        self.stdout.write("Demo logins (password for all of them: "
+                          f"{PASSWORD}):")
+        for person in demo_logins():
+            extra = f" — {person.note}" if person.note else ""
+            team = person.team if person.team and not person.note else ""
+            self.stdout.write(f"  {person.username:<11} {person.role:<9} {person.full_name}"
+                              f"{', ' + team if team else ''}{extra}")
+        self.stdout.write("")
+        result = build_demo(months=options["months"], scale=options["scale"],
+                            seed=options["seed"], progress=self.stdout.write)
+        self.stdout.write(result.summary())
+        if options["no_serve"]:
+            return
+        url = f"http://{options['host']}:{options['port']}/admin/"
+        self.stdout.write(f"Log in at {url} (the web UI is the Django admin for now).")
+        call_command("serve", host=options["host"], port=options["port"], no_migrate=True)
