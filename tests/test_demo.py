@@ -110,11 +110,11 @@ def _shape() -> list[tuple[object, ...]]:
 
 def test_the_same_seed_builds_the_same_dealership(db: None) -> None:
     with transaction.atomic():
-        build_demo(months=0.5, scale=0.4, end=END, seed=7)
+        build_demo(months=0.3, scale=0.2, end=END, seed=7)
         first = _shape()
         transaction.set_rollback(True)
     assert first and not Ticket.objects.exists()
-    build_demo(months=0.5, scale=0.4, end=END, seed=7)
+    build_demo(months=0.3, scale=0.2, end=END, seed=7)
     assert _shape() == first
 
 
@@ -125,13 +125,13 @@ def test_the_demo_refuses_a_database_that_has_its_names_but_not_the_demo(db: Non
 
 def test_the_demo_command_prints_the_logins_and_builds_once(db: None) -> None:
     out = StringIO()
-    call_command("demo", "--no-serve", "--months", "0.5", "--scale", "0.3", stdout=out)
+    call_command("demo", "--no-serve", "--months", "0.3", "--scale", "0.2", stdout=out)
     text = out.getvalue()
     assert PASSWORD in text and "sokolova" in text and "orlova" in text
     assert "built in" in text
     assert User.objects.filter(username=DIRECTOR).exists()
     tickets = Ticket.objects.count()
     out = StringIO()
-    call_command("demo", "--no-serve", "--months", "0.5", "--scale", "0.3", stdout=out)
+    call_command("demo", "--no-serve", "--months", "0.3", "--scale", "0.2", stdout=out)
     assert "already" in out.getvalue()
     assert Ticket.objects.count() == tickets

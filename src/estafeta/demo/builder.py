@@ -60,6 +60,7 @@ from estafeta.tickets.services import (
 
 PIPELINES_DIR = Path(__file__).resolve().parent / "pipelines"
 PIPELINE_FILES = ("car-purchase.yaml", "fleet.yaml", "service-booking.yaml", "complaint.yaml")
+DEMO_PIPELINES = tuple(name.removesuffix(".yaml") for name in PIPELINE_FILES)
 
 # --- working time ----------------------------------------------------------------------------
 # People act in working hours on working days (company time zone). The business calendar of the
@@ -118,6 +119,15 @@ def add_working_days(moment: datetime, days: int) -> datetime:
     return datetime.combine(day, local.timetz()).astimezone(UTC)
 
 
+def working_day_before(moment: datetime, days: int) -> date:
+    day = moment.astimezone(company_tz()).date()
+    for _ in range(days):
+        day -= timedelta(days=1)
+        while not is_working_day(day):
+            day -= timedelta(days=1)
+    return day
+
+
 def working_days(start: datetime, end: datetime) -> Iterator[date]:
     tz = company_tz()
     day, last = start.astimezone(tz).date(), end.astimezone(tz).date()
@@ -161,10 +171,11 @@ class Person:
 
 
 PEOPLE = (
-    Person("admin", "admin", None, "Павел", "Егоров", "настройка, /admin/"),
+    Person("admin", "admin", None, "Павел", "Егоров", "настройка в /admin/"),
     Person("morozov", "director", None, "Алексей", "Морозов"),
-    Person("sokolova", "head", RETAIL, "Елена", "Соколова", f"{RETAIL}, {CREDIT}; жалобы"),
-    Person("volkov", "head", CORPORATE, "Дмитрий", "Волков", CORPORATE),
+    Person("sokolova", "head", RETAIL, "Елена", "Соколова",
+           f"руководитель: {RETAIL}, {CREDIT}; жалобы"),
+    Person("volkov", "head", CORPORATE, "Дмитрий", "Волков", f"руководитель: {CORPORATE}"),
     Person("ivanov", "seller", RETAIL, "Сергей", "Иванов"),
     Person("petrova", "seller", RETAIL, "Анна", "Петрова"),
     Person("smirnov", "seller", RETAIL, "Максим", "Смирнов"),
@@ -374,12 +385,15 @@ def build_demo(*, months: float = 6, scale: float = 1.0, seed: int = 2026,
         rng = random.Random(seed)  # noqa: S311 - reproducible demo data, not secrets
         dealership = Dealership(rng=rng, end=end, months=months, scale=scale, say=say)
         dealership.build()
-        checkpoint_create()
+        with clock.frozen(end):
+            checkpoint_create()
     result = DemoResult(created=True, seconds=time.monotonic() - started)
+    tickets = Ticket.objects.filter(pipeline__code__in=DEMO_PIPELINES)
     for status in TicketStatus:
-        result.tickets[status.value] = Ticket.objects.filter(status=status).count()
+        result.tickets[status.value] = tickets.filter(status=status).count()
     result.events = Event.objects.count()
-    result.overdue_tasks = Task.objects.filter(status=TaskStatus.OPEN, due_at__lt=end).count()
+    result.overdue_tasks = Task.objects.filter(status=TaskStatus.OPEN, due_at__lt=end,
+                                               ticket__pipeline__code__in=DEMO_PIPELINES).count()
     return result
 
 
@@ -406,13 +420,18 @@ class Story:
     """
 
     def __init__(self, name: str, run: Callable[[Story], Generator[datetime, None, Any]],
-                 start: datetime,
-                 neglect: bool = False) -> None:
+                 start: datetime, *, neglect: bool = False, hold_at: str | None = None) -> None:
         self.name = name
         self.start = start
         self.ticket: Ticket | None = None
         self.neglect = neglect  # still open when the history ends: leave its task overdue
+        self.hold_at = hold_at  # a showcase: no losses, and it stops in this stage
         self.steps = run(self)
+
+    @property
+    def calm(self) -> bool:
+        """Random setbacks (losses, long pauses) happen only to ordinary stories."""
+        return self.hold_at is None
 
 
 class Scheduler:
@@ -570,9 +589,34 @@ class Dealership:
                     if at < self.end:
                         yield Story(run.__name__.strip("_"), run, at,
                                     neglect=rng.random() < 0.25)
+        yield from self._showcase()
         first = self.start + timedelta(days=1)
         yield Story("staff", self._staff, first)
         yield Story("checkpoints", self._checkpoints, first)
+
+    def _showcase(self) -> Iterator[Story]:
+        """One request held in every open stage of every pipeline when the history ends, so
+        that each stage of each board has something in it. Later stages start earlier."""
+        rng = self.rng
+        held = ((self._car, ("new", "qualification", "presentation", "quote", "credit",
+                             "contract", "delivery"), 4),
+                (self._fleet, ("request", "proposal", "approval", "contract", "delivery"), 6),
+                (self._service, ("request", "confirmed", "visit"), 3),
+                (self._complaint, ("received", "investigation", "resolution"), 2))
+        for run, stages, pace in held:
+            for k, stage in enumerate(stages):
+                if k == 0:
+                    at = last_working(self.end - timedelta(hours=rng.uniform(1, 3)), rng)
+                else:
+                    at = _at(working_day_before(self.end, pace * k + 1), rng.randint(10, 15),
+                             rng.randint(0, 59))
+                yield Story(f"{run.__name__.strip('_')} held in {stage}", run,
+                            max(at, self.start), hold_at=stage)
+
+    @property
+    def after_end(self) -> datetime:
+        """Yielded by a story that should stop where it is."""
+        return self.end + timedelta(days=1)
 
     def _on_moment(self, moment: datetime) -> None:
         local = timezone.localtime(moment)
@@ -836,7 +880,9 @@ class Dealership:
                                                        "приводом", "Есть автомобиль в трейд-ин")))
         s.ticket = ticket
 
-        if rng.random() < 0.025:  # the same person also left a request on the website
+        if s.hold_at == "new":
+            yield self.after_end
+        if s.calm and rng.random() < 0.025:  # the same person also left a request online
             yield self.later(minutes=rng.randint(3, 30))
             twin = self.register(pipeline="car-purchase", channel="web_form",
                                  subject=f"Заявка с сайта: {model}",
@@ -847,13 +893,13 @@ class Dealership:
                         duplicate_of=ticket.number)
 
         p_loss = {"new": 0.13, "qualification": 0.14, "presentation": 0.17, "quote": 0.2,
-                  "credit": 0.25, "contract": 0.06}
-        credit = rng.random() < 0.45
-        reopen = rng.random() < 0.08  # lost for a while, then the client comes back
-        returned = rng.random() < 0.03
+                  "credit": 0.25, "contract": 0.06} if s.calm else {}
+        credit = s.hold_at == "credit" or rng.random() < 0.45
+        reopen = s.calm and rng.random() < 0.08  # lost for a while, then the client is back
+        returned = s.calm and rng.random() < 0.03
 
         # New request: reach the client.
-        silent = rng.random() < p_loss["new"]
+        silent = rng.random() < p_loss.get("new", 0)
         for attempt in range(3 if silent else int(rng.random() < 0.3)):
             yield self.later(minutes=rng.randint(10, 90) if attempt == 0 else 0,
                              hours=0 if attempt == 0 else rng.randint(3, 26))
@@ -871,6 +917,8 @@ class Dealership:
                                 f"{model}, нужен автомобиль в наличии, цвет любой")),
         }, contact="connected")
         self.maybe_reassign(ticket, RETAIL)
+        if s.hold_at == "qualification":
+            yield self.after_end
 
         # Qualification: budget and payment.
         if rng.random() < 0.12:
@@ -882,7 +930,7 @@ class Dealership:
             yield self.later(days=2)
         else:
             yield self.later(hours=rng.randint(3, 30))
-        if rng.random() < p_loss["qualification"]:
+        if rng.random() < p_loss.get("qualification", 0):
             self.contact(ticket, "call", "out", "connected")
             reason = rng.choice(("postponed", "price"))
             if not (yield from self.lost_for_now(
@@ -898,6 +946,8 @@ class Dealership:
         if rng.random() < 0.3:
             checklist["trade_in"] = None
         self.advance(ticket, "qualification", checklist, amount=price, contact="connected")
+        if s.hold_at == "presentation":
+            yield self.after_end
 
         # Presentation and test drive.
         if rng.random() < 0.25:
@@ -914,7 +964,7 @@ class Dealership:
                           successor=TaskDraft(kind="meeting", title="Повторно пригласить на "
                                               "тест-драйв", due_at=self.later(days=2)))
             yield self.later(days=2)
-        if rng.random() < p_loss["presentation"]:
+        if rng.random() < p_loss.get("presentation", 0):
             reason = rng.choice(("competitor", "price", "no_stock"))
             self.contact(ticket, "call", "in", "connected")
             if not (yield from self.lost_for_now(
@@ -928,6 +978,8 @@ class Dealership:
         if rng.random() < 0.6:
             checklist["test_drive"] = ddmmyyyy(clock.now())
         self.advance(ticket, "presentation", checklist)
+        if s.hold_at == "quote":
+            yield self.after_end
 
         # Quote (again after a reopen, or when a head sends the contract back for a new one).
         quote = price
@@ -938,12 +990,12 @@ class Dealership:
             document_issue(actor=self.executor(ticket), ticket=ticket, kind="quote",
                            number=number, amount=quote)
             self.contact(ticket, "email", "out", "sent", note=f"{number} отправлено клиенту")
-            if rng.random() < 0.35:  # the client takes time to think it over
+            if s.calm and rng.random() < 0.35:  # the client takes time to think it over
                 yield from self.pause(ticket, rng.randint(5, 20), title="Узнать решение по КП",
                                       result="Клиент думает, сравнивает предложения")
             else:
                 yield self.later(days=rng.randint(1, 4))
-            if rng.random() < p_loss["quote"]:
+            if rng.random() < p_loss.get("quote", 0):
                 self.contact(ticket, "call", "out", "connected")
                 reason = rng.choice(("price", "competitor"))
                 if not (yield from self.lost_for_now(
@@ -958,25 +1010,29 @@ class Dealership:
 
             if credit:
                 credit = False  # one application is enough, even after a new quote
+                if s.hold_at == "credit":
+                    yield self.after_end
                 yield self.later(hours=rng.uniform(1, 6))
                 bank = rng.choice(BANKS)
                 self.items(ticket, "credit", {"bank_application": f"{bank} № "
                                                                   f"{rng.randint(10**6, 10**7)}"})
-                if rng.random() < 0.3:  # the bank asks for more documents
+                if s.calm and rng.random() < 0.3:  # the bank asks for more documents
                     yield from self.pause(ticket, rng.randint(3, 8),
                                           title="Запросить у клиента документы для банка",
                                           result="Клиент собирает справки для банка")
                 else:
                     yield self.later(days=rng.randint(1, 3))
-                if rng.random() < p_loss["credit"]:
+                if rng.random() < p_loss.get("credit", 0):
                     self.lose(ticket, "credit_denied", f"{bank}: отказ в кредите")
                     return
                 approved = round(quote * rng.uniform(0.5, 0.8) / 10_000) * 10_000
                 self.advance(ticket, "credit", {"approved_amount": rub(approved)})
 
             # Contract.
+            if s.hold_at == "contract":
+                yield self.after_end
             yield self.later(days=rng.randint(0, 2), hours=rng.randint(1, 4))
-            if rng.random() < p_loss["contract"]:
+            if rng.random() < p_loss.get("contract", 0):
                 reason = rng.choice(("competitor", "postponed"))
                 self.contact(ticket, "call", "in", "connected")
                 self.lose(ticket, reason, "Передумал перед подписанием договора")
@@ -993,6 +1049,8 @@ class Dealership:
                        number=contract, amount=quote)
         self.advance(ticket, "contract", {"contract_number": contract,
                                           "signed_on": ddmmyyyy(clock.now())})
+        if s.hold_at == "delivery":
+            yield self.after_end
 
         # Payment and delivery.
         yield self.later(hours=rng.randint(2, 24))
@@ -1019,8 +1077,10 @@ class Dealership:
         ticket = self.register(pipeline="service-booking", channel=channel,
                                subject=f"{work}: {model}", client=client, amount=amount)
         s.ticket = ticket
+        if s.hold_at == "request":
+            yield self.after_end
         yield self.later(minutes=rng.randint(10, 60))
-        if rng.random() < 0.08:
+        if s.calm and rng.random() < 0.08:
             self.contact(ticket, "call", "out", "connected")
             self.lose(ticket, "other_service", "Записался в сервис ближе к дому")
             return
@@ -1033,10 +1093,13 @@ class Dealership:
         }, next_task=TaskDraft(kind="call", title="Напомнить о визите за день",
                                due_at=_at(_previous_working_day(slot), 11)),
             contact="connected")
+        if s.hold_at == "confirmed":
+            yield self.after_end
         yield _at(_previous_working_day(slot), 11) + timedelta(minutes=rng.randint(0, 120))
-        no_show = rng.random() < 0.1
-        self.advance(ticket, "confirmed", {"reminded": None},
-                     contact="no_answer" if no_show else "connected")
+        no_show = s.calm and rng.random() < 0.1
+        self.advance(ticket, "confirmed", {"reminded": None}, contact="connected")
+        if s.hold_at == "visit":
+            yield self.after_end
         yield slot
         if no_show:
             yield self.later(hours=4)
@@ -1062,6 +1125,8 @@ class Dealership:
         ticket = self.register(pipeline="fleet", channel=channel, subject=subject,
                                client=client, amount=qty * unit)
         s.ticket = ticket
+        if s.hold_at == "request":
+            yield self.after_end
 
         yield self.later(minutes=rng.randint(20, 180))
         name = person_name(rng)
@@ -1069,6 +1134,8 @@ class Dealership:
             "contact_person": f"{name.first} {name.last}, {rng.choice(BUYER_POSITIONS)}",
             "fleet_size": str(qty),
         }, contact="connected")
+        if s.hold_at == "proposal":
+            yield self.after_end
 
         yield self.later(hours=rng.randint(3, 24))
         total = round(qty * unit * rng.uniform(0.9, 0.97) / 10_000) * 10_000
@@ -1077,7 +1144,7 @@ class Dealership:
                        amount=total)
         self.contact(ticket, "email", "out", "sent", note=f"{number} отправлено закупщику")
         yield self.later(days=rng.randint(1, 3))
-        if rng.random() < 0.2:
+        if s.calm and rng.random() < 0.2:
             self.complete(self.open_tasks(ticket)[-1], successor=TaskDraft(
                 kind="call", title="Узнать решение по КП", due_at=self.later(days=3)))
             yield self.later(days=3)
@@ -1087,13 +1154,17 @@ class Dealership:
                       else "Закупку перенесли на следующий год")
             return
         self.advance(ticket, "proposal", {"quote_number": number, "quote_amount": rub(total)},
-                     to="contract" if rng.random() < 0.5 else None, amount=total)
+                     to="contract" if s.calm and rng.random() < 0.5 else None, amount=total)
 
         if self.fresh(ticket).stage.code == "approval":
+            if s.hold_at == "approval":
+                yield self.after_end
             yield self.later(days=rng.randint(1, 3))
-            yield from self.pause(ticket, rng.randint(5, 25), title="Узнать решение по тендеру",
-                                  result="Решение ещё не принято, ждём итогов согласования")
-            if rng.random() < 0.2:
+            if s.calm:
+                yield from self.pause(ticket, rng.randint(5, 25),
+                                      title="Узнать решение по тендеру",
+                                      result="Решение ещё не принято, ждём итогов согласования")
+            if s.calm and rng.random() < 0.2:
                 self.complete(self.open_tasks(ticket)[-1], successor=TaskDraft(
                     kind="call", title="Узнать итоги тендера", due_at=self.later(days=5)))
                 yield self.later(days=5)
@@ -1102,12 +1173,16 @@ class Dealership:
             self.advance(ticket, "approval", {
                 "decision_date": ddmmyyyy(add_working_days(clock.now(), rng.randint(2, 10)))})
 
+        if s.hold_at == "contract":
+            yield self.after_end
         yield self.later(days=rng.randint(2, 7))
         contract = self.serial("ДП")
         document_issue(actor=self.executor(ticket), ticket=ticket, kind="contract",
                        number=contract, amount=total)
         self.advance(ticket, "contract", {"contract_number": contract,
                                           "contract_amount": rub(total)})
+        if s.hold_at == "delivery":
+            yield self.after_end
 
         yield self.later(days=rng.randint(1, 4))
         invoice = self.serial("СЧ")
@@ -1125,12 +1200,18 @@ class Dealership:
         ticket = self.register(pipeline="complaint", channel=rng.choice(("phone", "email")),
                                subject=subject, client=self.known_person())
         s.ticket = ticket
+        if s.hold_at == "received":
+            yield self.after_end
         yield self.later(minutes=rng.randint(20, 110))
         self.advance(ticket, "received", {"essence": essence}, contact="connected")
+        if s.hold_at == "investigation":
+            yield self.after_end
         yield self.later(days=rng.randint(1, 2))
         self.advance(ticket, "investigation", {"cause": cause})
+        if s.hold_at == "resolution":
+            yield self.after_end
         yield self.later(days=rng.randint(1, 3))
-        if rng.random() < 0.1:
+        if s.calm and rng.random() < 0.1:
             self.lose(ticket, "unresolved", "Клиент не согласился с решением и ушёл в другой "
                                             "сервис")
             return

@@ -50,10 +50,10 @@ class Command(EstafetaCommand):
         self.stdout.write("Demo logins (password for all of them: "
                           f"{PASSWORD}):")
         for person in demo_logins():
-            extra = f" — {person.note}" if person.note else ""
-            team = person.team if person.team and not person.note else ""
+            about = [person.team] if person.team and person.role != "head" else []
+            about += [person.note] if person.note else []
             self.stdout.write(f"  {person.username:<11} {person.role:<9} {person.full_name}"
-                              f"{', ' + team if team else ''}{extra}")
+                              + (f" ({'; '.join(about)})" if about else ""))
         self.stdout.write("")
         result = build_demo(months=options["months"], scale=options["scale"],
                             seed=options["seed"], progress=self.stdout.write)
@@ -61,5 +61,5 @@ class Command(EstafetaCommand):
         if options["no_serve"]:
             return
         url = f"http://{options['host']}:{options['port']}/admin/"
-        self.stdout.write(f"Log in at {url} (the web UI is the Django admin for now).")
+        self.stdout.write(f"The web UI is the Django admin for now: log in at {url} as admin.")
         call_command("serve", host=options["host"], port=options["port"], no_migrate=True)
