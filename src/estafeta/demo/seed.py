@@ -18,6 +18,7 @@ import multiprocessing
 import os
 import queue
 import random
+import signal
 import time
 import traceback
 from collections.abc import Callable, Generator
@@ -207,6 +208,12 @@ def seed_setup(*, tickets: int, seed: int = 1, end: datetime | None = None) -> S
 # --- one ticket's life -------------------------------------------------------------------------
 
 
+@dataclass
+class _Life:
+    ticket: Ticket | None = None
+    stalled: bool = False
+
+
 class Seeder:
     """Writes tickets ``index = first, first + step, ...`` below ``total`` (one worker's share)."""
 
@@ -239,19 +246,19 @@ class Seeder:
         created = next_working(created, rng)
         if created > self.end - timedelta(minutes=10):
             created = last_working(self.end - timedelta(minutes=10), rng)
-        holder: list[Ticket] = []
-        steps = self._story(index, created, holder)
+        life = _Life()
+        steps = self._story(index, created, life)
         moment: datetime | None = next(steps)
-        last = moment
+        last = created
         while moment is not None and moment <= self.end:
             last = moment
             with clock.frozen(moment):
                 moment = next(steps, None)
-        if moment is None or not holder:
-            return
-        steps.close()
-        ticket = Ticket.objects.get(pk=holder[0].pk)
-        if not ticket.is_open or rng.random() < NEGLECTED or last is None:
+        if moment is None or life.ticket is None:
+            return  # the story ended: won or lost
+        steps.close()  # "now" came first: the ticket stays open where it is
+        ticket = Ticket.objects.get(pk=life.ticket.pk)
+        if not ticket.is_open or life.stalled or rng.random() < NEGLECTED:
             return
         touch = max(last_working(self.end - timedelta(minutes=rng.randint(0, 240)), rng),
                     last + timedelta(minutes=10))
@@ -265,7 +272,7 @@ class Seeder:
             moment = add_working_days(moment, days)
         return next_working(moment, self.rng)
 
-    def _story(self, index: int, created: datetime, holder: list[Ticket]
+    def _story(self, index: int, created: datetime, life: _Life
                ) -> Generator[datetime, None, None]:
         rng = self.rng
         yield created
@@ -280,8 +287,9 @@ class Seeder:
             channel=rng.choice(("walk_in", "phone")) if walk_in else rng.choice(
                 ("phone", "email", "web_form", "messenger")),
             subject=f"Покупка {model}", owner=None if walk_in else seller)
-        holder.append(ticket)
+        life.ticket = ticket
         stall = rng.randrange(4) if rng.random() < STALLED else -1
+        life.stalled = stall >= 0
         never = self.end + timedelta(days=1)
 
         yield self.later(minutes=rng.randint(10, 120))
@@ -440,6 +448,7 @@ def seed_run(*, tickets: int, jobs: int = 1, seed: int = 1, batch: int | None = 
 
 def _worker(setup: SeedSetup, first: int, step: int, total: int, seed: int, end: datetime,
             batch: int, out: Any) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl+C is the parent's: it stops us
     try:
         seeder = Seeder(setup, total=total, seed=seed, end=end)
         seeder.run(first, step, lambda n: out.put(("done", n)), batch)

@@ -63,6 +63,10 @@ class Command(EstafetaCommand):
                               on_setup=on_setup)
         except SeedWorkerFailed as exc:
             raise CommandError(str(exc)) from exc
+        except KeyboardInterrupt:
+            done = bars[0].n if bars else 0
+            raise CommandError(f"interrupted after {done:,} tickets; they are kept (every "
+                               "batch is committed whole)") from None
         finally:
             for bar in bars:
                 bar.close()
