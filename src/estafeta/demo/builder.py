@@ -32,6 +32,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from estafeta.accounts.models import Team, User
+from estafeta.accounts.selectors import absent_user_ids
 from estafeta.accounts.services import absence_add, team_create, user_create, user_deactivate
 from estafeta.clients.models import Client, Segment, Territory
 from estafeta.clients.services import client_create
@@ -659,15 +660,12 @@ class Dealership:
     def open_tasks(self, ticket: Ticket) -> list[Task]:
         return list(Task.objects.filter(ticket=ticket, status=TaskStatus.OPEN).order_by("pk"))
 
-    def sellers(self, team: str, *, available: bool = True) -> list[User]:
-        from estafeta.accounts.selectors import absent_user_ids
-
+    def sellers(self, team: str) -> list[User]:
+        """The team's sellers who are at work now (active, not on holiday)."""
         pks = list(User.objects.filter(team=self.teams[team], role=Role.SELLER, is_active=True)
                    .order_by("pk").values_list("pk", flat=True))
-        if available:
-            absent = absent_user_ids(pks, clock.now())
-            pks = [pk for pk in pks if pk not in absent]
-        return [self.user(pk) for pk in pks]
+        absent = absent_user_ids(pks, clock.now())
+        return [self.user(pk) for pk in pks if pk not in absent]
 
     def serial(self, prefix: str) -> str:
         """Document numbers as the dealership writes them: КП-2026/0142."""
