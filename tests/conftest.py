@@ -17,6 +17,7 @@ from django.conf import settings
 from django.db.backends.signals import connection_created
 
 from estafeta.core import clock
+from estafeta.pipelines.models import clear_stage_cache
 
 from . import factories
 
@@ -47,6 +48,8 @@ def _test_settings(settings: Any, tmp_path: Path) -> None:
     settings.MEDIA_ROOT = str(tmp_path / "files")
     # Real password hashing takes half a second a user; tests make many users.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    # Each test's transaction rolls back and ids are reused: forget cached pipeline versions.
+    clear_stage_cache()
 
 
 # A Wednesday in working hours, Moscow time (UTC+3): tests say which moment they mean.

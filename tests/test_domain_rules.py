@@ -74,6 +74,8 @@ def test_the_test_pipeline_is_valid() -> None:
     (broken(lost_reasons=[{"code": "a", "title": "A"}, {"code": "a", "title": "B"}]),
      "lost_reasons[1].code"),
     (broken(stages=[]), "stages"),
+    (broken(stages__0__executor={"rule": "team_role", "role": "seller"}),
+     "stages[0].executor.team: the first stage needs a team"),
     (["not", "a", "mapping"], "must be a mapping"),
 ])
 def test_invalid_pipelines_are_refused_naming_the_problem(data: Any, problem: str) -> None:

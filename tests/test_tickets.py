@@ -525,3 +525,22 @@ def test_a_rolled_back_first_ticket_of_a_year_leaves_numbering_working(world: Wo
             create_then_fail()
         assert world.ticket().number == "Z-2028-000001"
         assert world.ticket().number == "Z-2028-000002"
+
+
+def test_least_loaded_counts_open_tasks_only(world: World) -> None:
+    """Bob finished many tasks and has one open; Ann has two open: Bob gets the next ticket."""
+    from estafeta.pipelines.services import pipeline_load
+    from estafeta.tasks.services import task_complete
+
+    from .factories import PIPELINES
+
+    pipeline_load(actor=None, text=(PIPELINES / "sales.yaml").read_text().replace(
+        "strategy: round_robin", "strategy: least_loaded"))
+    world.ticket(owner=world.ann)
+    world.ticket(owner=world.ann)
+    busy = world.ticket(owner=world.bob)
+    for _ in range(3):
+        task = busy.tasks.get(status="open")
+        task_complete(actor=world.bob, task=task, successor=draft(hours=2))
+    assert world.ticket().owner == world.bob
+    assert world.ticket().owner in (world.ann, world.bob)

@@ -192,6 +192,10 @@ def semantic_problems(spec: PipelineSpec) -> list[str]:
                 problems.append(f"{where}.checklist: a {stage.semantic} stage is terminal")
             if stage.skippable:
                 problems.append(f"{where}.skippable: a {stage.semantic} stage is terminal")
+    first = spec.stages[0].executor
+    if first is not None and first.rule == "team_role" and not first.team:
+        problems.append("stages[0].executor.team: the first stage needs a team: a new ticket "
+                        "has no owner yet whose team could be meant")
     semantics = [s.semantic for s in spec.stages]
     if semantics[0] is not StageSemantic.OPEN:
         problems.append("stages[0].semantic: the first stage must be open")

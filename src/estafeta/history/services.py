@@ -12,7 +12,7 @@ from django.db import connection, transaction
 from django.db.models import Max
 
 from estafeta.core import clock
-from estafeta.core.db import is_postgres
+from estafeta.core.db import insert, is_postgres
 from estafeta.domain.codes import EventType
 from estafeta.domain.hashchain import (
     GENESIS,
@@ -58,10 +58,9 @@ def event_record(
     occurred_at = clock.now()
     facts = EventFacts(stream, seq, prev, str(type), occurred_at,
                        actor.pk if actor is not None else None, owner_id, body)
-    event = Event(stream=stream, seq=seq, ticket=ticket, type=str(type), actor=actor,
-                  owner_id=owner_id, occurred_at=occurred_at, payload=body, prev_hash=prev,
-                  hash=facts.digest())
-    event.save(force_insert=True)
+    event: Event = insert(Event, stream=stream, seq=seq, ticket=ticket, type=str(type),
+                          actor=actor, owner_id=owner_id, occurred_at=occurred_at, payload=body,
+                          prev_hash=prev, hash=facts.digest())
     return event
 
 

@@ -4,71 +4,93 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from django.db.models import Count, Q
+from django.db import connection
+from django.db.models import Count, Exists, OuterRef, Subquery
+from django.db.models.functions import Coalesce
 
-from estafeta.accounts.models import Team, User
-from estafeta.accounts.selectors import absent_user_ids, is_available, team_named
+from estafeta.accounts.models import Absence, Team, User
+from estafeta.accounts.selectors import is_available, team_named
 from estafeta.accounts.services import claim_users
 from estafeta.domain.codes import Role, TaskStatus
 from estafeta.domain.errors import NoExecutorAvailable
 from estafeta.domain.executors import Candidate, choose
 from estafeta.domain.pipeline import ExecutorSpec
+from estafeta.tasks.models import Task
 
 from .models import Rotation
 
 
-def executor_pick(*, rule: ExecutorSpec, owner: User | None, at: datetime) -> User:
+def executor_pick(*, rule: ExecutorSpec, owner: User | None, at: datetime,
+                  team_id: int | None = None) -> User:
     """The person who takes a stage under ``rule``; locked so they stay active until commit.
 
     Absent or deactivated people are skipped; when nobody is left, the head of the relevant
     team takes the work; when even the head is away, ``NoExecutorAvailable`` refuses the action.
     """
-    user = _pick(rule, owner, at)
-    claim_users([user])
+    user, read_now = _pick(rule, owner, at, team_id)
+    # SQLite: this transaction holds the only write lock and has just read the person as
+    # active, so nothing can change that before commit. PostgreSQL: lock the row FOR SHARE.
+    if not (read_now and connection.vendor == "sqlite"):
+        claim_users([user])
     return user
 
 
-def _pick(rule: ExecutorSpec, owner: User | None, at: datetime) -> User:
-    team: Team | None = owner.team if owner is not None else None
+def _pick(rule: ExecutorSpec, owner: User | None, at: datetime,
+          team_id: int | None) -> tuple[User, bool]:
+    """The person, and whether they were read as active within this transaction."""
+    fallback_team_id: int | None = owner.team_id if owner is not None else None
     if rule.rule == "keep_owner":
         if owner is not None and is_available(owner, at):
-            return owner
+            return owner, False
     elif rule.rule == "user":
         named = User.objects.select_related("team").filter(username=rule.user).first()
         if named is not None:
             if is_available(named, at):
-                return named
-            team = named.team
+                return named, True
+            fallback_team_id = named.team_id
     else:
-        if rule.team:
-            team = team_named(rule.team)
-        if team is not None:
-            picked = _from_team(team, Role(rule.role or Role.SELLER),
+        if team_id is None and rule.team:  # a version loaded before teams were resolved
+            named_team = team_named(rule.team)
+            team_id = named_team.pk if named_team else None
+        team_id = team_id if rule.team else fallback_team_id
+        if team_id is not None:
+            fallback_team_id = team_id
+            picked = _from_team(team_id, Role(rule.role or Role.SELLER),
                                 rule.strategy or "round_robin", at)
             if picked is not None:
-                return picked
+                return picked, True
+    team = (Team.objects.select_related("head").filter(pk=fallback_team_id).first()
+            if fallback_team_id is not None else None)
     if team is not None and is_available(team.head, at):
-        return team.head
+        return team.head, False
     raise NoExecutorAvailable(
         "nobody can take this stage now: everyone it could go to is absent or deactivated",
         team=team.name if team else None,
     )
 
 
-def _from_team(team: Team, role: Role, strategy: str, at: datetime) -> User | None:
-    key = f"team:{team.pk}:{role}"
-    Rotation.objects.bulk_create([Rotation(key=key)], ignore_conflicts=True)
-    rotation = Rotation.objects.select_for_update().get(key=key)  # serialises fair choices
-    members = User.objects.filter(team=team, role=role, is_active=True)
+def _from_team(team_id: int, role: Role, strategy: str, at: datetime) -> User | None:
+    """Choose among the team's present members with the rotation row locked, so that
+    concurrent choices queue and round robin stays exact."""
+    key = f"team:{team_id}:{role}"
+    rotation = Rotation.objects.select_for_update().filter(key=key).first()
+    if rotation is None:
+        Rotation.objects.bulk_create([Rotation(key=key)], ignore_conflicts=True)
+        rotation = Rotation.objects.select_for_update().get(key=key)
+    away = Absence.objects.filter(user=OuterRef("pk"), starts_at__lte=at, ends_at__gt=at,
+                                  cancelled_at__isnull=True)
+    members = (User.objects.select_related("team")
+               .filter(team_id=team_id, role=role, is_active=True).exclude(Exists(away)))
     if strategy == "least_loaded":
-        members = members.annotate(load=Count("tasks", filter=Q(tasks__status=TaskStatus.OPEN)))
-        rows = list(members.values_list("pk", "load"))
-    else:
-        rows = [(pk, 0) for pk in members.values_list("pk", flat=True)]
-    absent = absent_user_ids([pk for pk, _ in rows], at)
-    chosen = choose([Candidate(pk, True, pk in absent, load) for pk, load in rows], strategy,
-                    rotation.last_user_id)
+        # Open tasks only, counted through the partial index of open tasks (a join would walk
+        # every task the members ever had).
+        open_tasks = (Task.objects.filter(assignee=OuterRef("pk"), status=TaskStatus.OPEN)
+                      .order_by().values("assignee").annotate(n=Count("pk")).values("n"))
+        members = members.annotate(load=Coalesce(Subquery(open_tasks), 0))
+    people = {u.pk: u for u in members}
+    chosen = choose([Candidate(pk, open_tasks=getattr(u, "load", 0))
+                     for pk, u in people.items()], strategy, rotation.last_user_id)
     if chosen is None:
         return None
     Rotation.objects.filter(pk=rotation.pk).update(last_user_id=chosen)
-    return User.objects.select_related("team").get(pk=chosen)
+    return people[chosen]

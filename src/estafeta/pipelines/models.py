@@ -40,6 +40,15 @@ class Pipeline(UndeletableModel):
         return f"pipeline:{self.pk}"
 
 
+# (version id, digest) -> its stages. A version is append-only, so an entry never goes stale;
+# the digest in the key guards against an id reused after a rolled-back load (tests do that).
+_STAGES: dict[tuple[int, str], list[Stage]] = {}
+
+
+def clear_stage_cache() -> None:
+    _STAGES.clear()
+
+
 class PipelineVersion(UndeletableModel):
     ESTAFETA_APPEND_ONLY = True
 
@@ -66,9 +75,16 @@ class PipelineVersion(UndeletableModel):
         prefix = self.spec.get("number_prefix")
         return str(prefix) if prefix else None
 
-    @cached_property
+    @property
     def stage_list(self) -> list[Stage]:
-        return list(self.stages.order_by("position").prefetch_related("items"))
+        """The version's stages in order, with their checklist items (cached per process:
+        versions never change once written, triggers see to it)."""
+        key = (self.pk, self.digest)
+        stages = _STAGES.get(key)
+        if stages is None:
+            stages = list(self.stages.order_by("position").prefetch_related("items"))
+            _STAGES[key] = stages
+        return stages
 
     def stage_facts(self) -> list[StageFacts]:
         return [s.facts for s in self.stage_list]
@@ -87,6 +103,10 @@ class Stage(UndeletableModel):
     probability = models.PositiveSmallIntegerField(_("probability, %"), default=0)
     skippable = models.BooleanField(default=False)
     executor = models.JSONField(null=True, blank=True)
+    # The team an executor rule names, resolved when the version is loaded (renaming the team
+    # later does not break running tickets).
+    executor_team = models.ForeignKey("accounts.Team", on_delete=models.PROTECT, null=True,
+                                      blank=True, related_name="+")
     next_task = models.JSONField(null=True, blank=True)
 
     class Meta:
@@ -109,11 +129,11 @@ class Stage(UndeletableModel):
     def is_open(self) -> bool:
         return self.semantic == StageSemantic.OPEN
 
-    @property
+    @cached_property
     def executor_rule(self) -> ExecutorSpec | None:
         return ExecutorSpec.model_validate(self.executor) if self.executor else None
 
-    @property
+    @cached_property
     def task_template(self) -> TaskTemplateSpec | None:
         return TaskTemplateSpec.model_validate(self.next_task) if self.next_task else None
 

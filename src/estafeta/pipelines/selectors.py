@@ -14,14 +14,14 @@ def pipeline_by_code(code: str) -> Pipeline:
         raise NotFound(f"there is no pipeline {code!r}", code="unknown_pipeline") from None
 
 
-def lost_reason_for(ticket_pipeline: Pipeline, code: str) -> LostReason:
+def lost_reason_for(pipeline_id: int, code: str) -> LostReason:
     """The active reason ``code`` valid for a pipeline (its own first, then a global one)."""
     reasons = LostReason.objects.filter(code=code, is_active=True)
-    reason = (reasons.filter(pipeline=ticket_pipeline).first()
+    reason = (reasons.filter(pipeline_id=pipeline_id).first()
               or reasons.filter(pipeline__isnull=True).first())
     if reason is None:
         valid = sorted(set(
-            LostReason.objects.filter(is_active=True, pipeline__in=[ticket_pipeline])
+            LostReason.objects.filter(is_active=True, pipeline_id=pipeline_id)
             .values_list("code", flat=True)) | set(
             LostReason.objects.filter(is_active=True, pipeline__isnull=True)
             .values_list("code", flat=True)))

@@ -79,6 +79,8 @@ def pipeline_load(*, actor: User | None, text: str | bytes,
                 skippable=s.skippable,
                 executor=s.executor.model_dump(mode="json", exclude_none=True)
                 if s.executor else None,
+                executor_team=team_named(s.executor.team)
+                if s.executor and s.executor.team else None,
                 next_task=s.next_task.model_dump(mode="json") if s.next_task else None,
             )
             ChecklistItem.objects.bulk_create([

@@ -14,6 +14,7 @@ from estafeta.accounts.models import User
 from estafeta.accounts.selectors import actor_facts
 from estafeta.accounts.services import claim_users
 from estafeta.core import clock
+from estafeta.core.db import insert
 from estafeta.domain.codes import (
     CONTACT_TASK_KINDS,
     DEFAULT_OUTCOME,
@@ -87,16 +88,21 @@ def _due(value: datetime, now: datetime) -> datetime:
 
 
 def task_insert(*, ticket: Ticket, visit: StageVisit | None, kind: TaskKind, title: str,
-                assignee: User, due_at: datetime, actor: User | None, now: datetime) -> Task:
-    """The row only: callers (ticket and task services) write the event that explains it."""
-    claim_users([assignee])
-    return Task.objects.create(ticket=ticket, visit=visit, kind=kind, title=title,
-                               assignee=assignee, due_at=due_at, created_by=actor,
-                               created_at=now)
+                assignee: User, due_at: datetime, actor: User | None, now: datetime,
+                claimed: bool = False) -> Task:
+    """The row only: callers (ticket and task services) write the event that explains it.
+
+    ``claimed``: the caller already holds the assignee (``executor_pick`` and ``claim_users``
+    lock until commit), so checking again would only cost a query.
+    """
+    if not claimed:
+        claim_users([assignee])
+    return insert(Task, ticket=ticket, visit=visit, kind=kind, title=title, assignee=assignee,
+                  due_at=due_at, created_by=actor, created_at=now)
 
 
 def task_from_template(*, ticket: Ticket, visit: StageVisit, stage: Stage, assignee: User,
-                       actor: User | None, now: datetime) -> Task:
+                       actor: User | None, now: datetime, claimed: bool = False) -> Task:
     """The stage's next task, due after the template's offset.
 
     The offset is read on the wall clock here; business-time deadlines replace this in one
@@ -107,14 +113,17 @@ def task_from_template(*, ticket: Ticket, visit: StageVisit, stage: Stage, assig
         raise Conflict(f"stage {stage.code!r} has no next-task template", code="no_template")
     due = now + Duration.parse(template.due).wall_clock()
     return task_insert(ticket=ticket, visit=visit, kind=TaskKind(template.kind),
-                       title=template.title, assignee=assignee, due_at=due, actor=actor, now=now)
+                       title=template.title, assignee=assignee, due_at=due, actor=actor, now=now,
+                       claimed=claimed)
 
 
 def task_from_draft(*, ticket: Ticket, visit: StageVisit | None, draft: TaskDraft,
-                    default_assignee: User, actor: User | None, now: datetime) -> Task:
+                    default_assignee: User, actor: User | None, now: datetime,
+                    default_claimed: bool = False) -> Task:
     return task_insert(ticket=ticket, visit=visit, kind=_kind(draft.kind),
                        title=_title(draft.title), assignee=draft.assignee or default_assignee,
-                       due_at=_due(draft.due_at, now), actor=actor, now=now)
+                       due_at=_due(draft.due_at, now), actor=actor, now=now,
+                       claimed=default_claimed and draft.assignee is None)
 
 
 def task_brief(task: Task) -> dict[str, object]:

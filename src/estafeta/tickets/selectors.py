@@ -27,8 +27,11 @@ def ticket_for_update(ticket: Ticket | int) -> Ticket:
     if not list(Ticket.objects.select_for_update().filter(pk=pk).order_by()
                 .values_list("pk", flat=True)):
         raise NotFound("there is no such ticket", code="unknown_ticket")
-    return (Ticket.objects.select_related("stage", "version", "pipeline", "owner", "client",
-                                          "client__segment", "client__territory").get(pk=pk))
+    ticket = Ticket.objects.select_related("version").get(pk=pk)
+    # The stage comes from the version's cached stage list (versions never change), which
+    # saves a join on every change to a ticket; the rest loads when a service needs it.
+    ticket.stage = next(s for s in ticket.version.stage_list if s.pk == ticket.stage_id)
+    return ticket
 
 
 def ticket_by_number(number: str) -> Ticket:

@@ -22,6 +22,7 @@ from estafeta.accounts.selectors import actor_facts
 from estafeta.accounts.services import claim_users
 from estafeta.clients.models import Client
 from estafeta.core import clock
+from estafeta.core.db import insert
 from estafeta.domain.codes import (
     OUTCOMES_BY_KIND,
     ActivityKind,
@@ -175,15 +176,15 @@ def _enter(ticket: Ticket, stage: Stage, *, seq: int, kind: MoveKind, actor: Use
     """A new visit; terminal stages are entered and left at once (closed tickets have no open
     stage)."""
     terminal = stage.semantic != StageSemantic.OPEN
-    return StageVisit.objects.create(
-        ticket=ticket, stage=stage, seq=seq, kind=kind, entered_at=now, entered_by=actor,
-        executor=None if terminal else executor, closed_at=now if terminal else None,
-        closed_by=actor if terminal else None)
+    return insert(
+        StageVisit, ticket=ticket, stage=stage, seq=seq, kind=kind, entered_at=now,
+        entered_by=actor, executor=None if terminal else executor,
+        closed_at=now if terminal else None, closed_by=actor if terminal else None)
 
 
 def _client_facts(ticket: Ticket) -> dict[str, Any]:
     """Classification as of this event: analytics read it from here, not from today's client."""
-    client = ticket.client
+    client = Client.objects.select_related("segment", "territory").get(pk=ticket.client_id)
     return {"client": client.pk,
             "segment": client.segment.code if client.segment else None,
             "territory": client.territory.code if client.territory else None,
@@ -240,23 +241,18 @@ def ticket_create(
             if rule is None:  # pragma: no cover - validated pipelines always have one
                 raise Conflict("the first stage has no executor rule", code="no_executor")
             own = actor if actor is not None and actor.role in (Role.SELLER, Role.HEAD) else None
-            owner = executor_pick(rule=rule, owner=own, at=now)
+            owner = executor_pick(rule=rule, owner=own, at=now, team_id=first.executor_team_id)
         else:
             claim_users([owner])
         prefix = version.number_prefix or _default_prefix()
-        ticket = Ticket.objects.create(
-            number=next_number(prefix, now), pipeline=pipeline, version=version, stage=first,
-            client=client, owner=owner, team_id=owner.team_id, created_by=actor,
+        ticket = insert(
+            Ticket, number=next_number(prefix, now), pipeline=pipeline, version=version,
+            stage=first, client=client, owner=owner, team_id=owner.team_id, created_by=actor,
             channel=channel, subject=subject, description=description, amount=expected,
             created_at=now, updated_at=now)
         visit = _enter(ticket, first, seq=1, kind=MoveKind.ENTER, actor=actor, executor=owner,
                        now=now)
-        if first_task is not None:
-            task = task_from_draft(ticket=ticket, visit=visit, draft=first_task,
-                                   default_assignee=owner, actor=actor, now=now)
-        else:
-            task = task_from_template(ticket=ticket, visit=visit, stage=first, assignee=owner,
-                                      actor=actor, now=now)
+        task = _first_task(ticket, visit, first, owner, first_task, actor, now)
         ticket_event(ticket, EventType.TICKET_CREATED, actor, new_stream=True, payload={
             "number": ticket.number, "pipeline": pipeline.code, "version": version.number,
             "stage": first.code, "channel": channel, "owner": owner.pk, "team": owner.team_id,
@@ -404,16 +400,18 @@ def _executor_for(stage: Stage, ticket: Ticket, now: datetime) -> User:
     rule = stage.executor_rule
     if rule is None:  # pragma: no cover - validated pipelines always have one
         raise Conflict(f"stage {stage.code!r} has no executor rule", code="no_executor")
-    return executor_pick(rule=rule, owner=ticket.owner, at=now)
+    return executor_pick(rule=rule, owner=ticket.owner, at=now, team_id=stage.executor_team_id)
 
 
 def _first_task(ticket: Ticket, visit: StageVisit, stage: Stage, executor: User,
                 draft: TaskDraft | None, actor: User | None, now: datetime) -> Any:
+    """The stage's first task for ``executor``, who was just picked and locked."""
     if draft is not None:
         return task_from_draft(ticket=ticket, visit=visit, draft=draft,
-                               default_assignee=executor, actor=actor, now=now)
+                               default_assignee=executor, actor=actor, now=now,
+                               default_claimed=True)
     return task_from_template(ticket=ticket, visit=visit, stage=stage, assignee=executor,
-                              actor=actor, now=now)
+                              actor=actor, now=now, claimed=True)
 
 
 def stage_return(*, actor: User, ticket: Ticket, stage: str, to: str, reason: str) -> Ticket:
@@ -457,7 +455,7 @@ def ticket_close_lost(*, actor: User, ticket: Ticket, reason: str, note: str = "
             raise Conflict(f"{ticket.number} is already {ticket.status}", code="ticket_closed")
         visit = open_visit(ticket)
         override = outcome_authority(actor_facts(actor), ticket_facts(ticket, visit))
-        lost_reason = lost_reason_for(ticket.pipeline, reason)
+        lost_reason = lost_reason_for(ticket.pipeline_id, reason)
         at_stage = visit.stage.code
         snapshot = _snapshot_payload(_close_visit(visit, actor, now, override))
         lost_stage = next((s for s in ticket.version.stage_list
