@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime
 
+from django.db import connection
+
 from estafeta.domain.codes import Role
 from estafeta.domain.errors import NotFound
 from estafeta.domain.policy import ActorFacts
@@ -57,3 +59,40 @@ def team_by_name(name: str) -> Team:
     if team is None:
         raise NotFound(f"there is no team {name!r}", code="unknown_team")
     return team
+
+
+_AVAILABLE_MEMBERS = """
+SELECT u.*, {load} AS open_tasks
+FROM accounts_user u
+WHERE u.team_id = %s AND u.role = %s AND u.is_active
+  AND NOT EXISTS (SELECT 1 FROM accounts_absence a
+                  WHERE a.user_id = u.id AND a.starts_at <= %s AND a.ends_at > %s
+                    AND a.cancelled_at IS NULL)
+ORDER BY u.id{lock}
+"""
+_OPEN_TASKS = ("(SELECT COUNT(*) FROM tasks_task t "
+               "WHERE t.assignee_id = u.id AND t.status = 'open')")
+
+
+def available_members(team_id: int, role: str, at: datetime, *,
+                      with_load: bool) -> list[User]:
+    """The active members with ``role`` in a team who are present at ``at``, each with
+    ``open_tasks`` (counted only ``with_load``).
+
+    On PostgreSQL the rows are locked FOR SHARE, like ``claim_users``: a concurrent
+    deactivation waits for this transaction and then hands over what it assigned. Plain SQL:
+    this runs on every creation and stage close, and compiling the ORM's absence subquery cost
+    more than running it.
+    """
+    postgres = connection.vendor == "postgresql"
+    sql = _AVAILABLE_MEMBERS.format(load=_OPEN_TASKS if with_load else "0",
+                                    lock=" FOR SHARE OF u" if postgres and not with_load
+                                    else "")
+    moment = connection.ops.adapt_datetimefield_value(at)
+    people = list(User.objects.raw(sql, [team_id, role, moment, moment]))
+    if postgres and with_load and people:
+        # FOR SHARE cannot sit beside the count's aggregate: lock the same rows separately.
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT id FROM accounts_user WHERE id = ANY(%s) ORDER BY id "
+                           "FOR SHARE", [[p.pk for p in people]])
+    return people

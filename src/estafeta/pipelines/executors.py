@@ -4,18 +4,13 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from django.db import connection
-from django.db.models import Count, Exists, OuterRef, Subquery
-from django.db.models.functions import Coalesce
-
-from estafeta.accounts.models import Absence, Team, User
-from estafeta.accounts.selectors import is_available, team_named
+from estafeta.accounts.models import Team, User
+from estafeta.accounts.selectors import available_members, is_available, team_named
 from estafeta.accounts.services import claim_users
-from estafeta.domain.codes import Role, TaskStatus
+from estafeta.domain.codes import Role
 from estafeta.domain.errors import NoExecutorAvailable
 from estafeta.domain.executors import Candidate, choose
 from estafeta.domain.pipeline import ExecutorSpec
-from estafeta.tasks.models import Task
 
 from .models import Rotation
 
@@ -27,17 +22,16 @@ def executor_pick(*, rule: ExecutorSpec, owner: User | None, at: datetime,
     Absent or deactivated people are skipped; when nobody is left, the head of the relevant
     team takes the work; when even the head is away, ``NoExecutorAvailable`` refuses the action.
     """
-    user, read_now = _pick(rule, owner, at, team_id)
-    # SQLite: this transaction holds the only write lock and has just read the person as
-    # active, so nothing can change that before commit. PostgreSQL: lock the row FOR SHARE.
-    if not (read_now and connection.vendor == "sqlite"):
+    user, held = _pick(rule, owner, at, team_id)
+    if not held:
         claim_users([user])
     return user
 
 
 def _pick(rule: ExecutorSpec, owner: User | None, at: datetime,
           team_id: int | None) -> tuple[User, bool]:
-    """The person, and whether they were read as active within this transaction."""
+    """The person, and whether this transaction already holds them as active (read FOR SHARE
+    on PostgreSQL; on SQLite the transaction holds the only write lock)."""
     fallback_team_id: int | None = owner.team_id if owner is not None else None
     if rule.rule == "keep_owner":
         if owner is not None and is_available(owner, at):
@@ -46,7 +40,7 @@ def _pick(rule: ExecutorSpec, owner: User | None, at: datetime,
         named = User.objects.select_related("team").filter(username=rule.user).first()
         if named is not None:
             if is_available(named, at):
-                return named, True
+                return named, False
             fallback_team_id = named.team_id
     else:
         if team_id is None and rule.team:  # a version loaded before teams were resolved
@@ -77,19 +71,11 @@ def _from_team(team_id: int, role: Role, strategy: str, at: datetime) -> User | 
     if rotation is None:
         Rotation.objects.bulk_create([Rotation(key=key)], ignore_conflicts=True)
         rotation = Rotation.objects.select_for_update().get(key=key)
-    away = Absence.objects.filter(user=OuterRef("pk"), starts_at__lte=at, ends_at__gt=at,
-                                  cancelled_at__isnull=True)
-    members = (User.objects.select_related("team")
-               .filter(team_id=team_id, role=role, is_active=True).exclude(Exists(away)))
-    if strategy == "least_loaded":
-        # Open tasks only, counted through the partial index of open tasks (a join would walk
-        # every task the members ever had).
-        open_tasks = (Task.objects.filter(assignee=OuterRef("pk"), status=TaskStatus.OPEN)
-                      .order_by().values("assignee").annotate(n=Count("pk")).values("n"))
-        members = members.annotate(load=Coalesce(Subquery(open_tasks), 0))
-    people = {u.pk: u for u in members}
-    chosen = choose([Candidate(pk, open_tasks=getattr(u, "load", 0))
-                     for pk, u in people.items()], strategy, rotation.last_user_id)
+    people = {u.pk: u for u in available_members(team_id, role, at,
+                                                 with_load=strategy == "least_loaded")}
+    chosen = choose([Candidate(pk, open_tasks=getattr(u, "open_tasks", 0))
+                     for pk, u in people.items()],
+                    strategy, rotation.last_user_id)
     if chosen is None:
         return None
     Rotation.objects.filter(pk=rotation.pk).update(last_user_id=chosen)

@@ -182,9 +182,10 @@ def _enter(ticket: Ticket, stage: Stage, *, seq: int, kind: MoveKind, actor: Use
         closed_at=now if terminal else None, closed_by=actor if terminal else None)
 
 
-def _client_facts(ticket: Ticket) -> dict[str, Any]:
+def _client_facts(ticket: Ticket, client: Client | None = None) -> dict[str, Any]:
     """Classification as of this event: analytics read it from here, not from today's client."""
-    client = Client.objects.select_related("segment", "territory").get(pk=ticket.client_id)
+    if client is None:
+        client = Client.objects.select_related("segment", "territory").get(pk=ticket.client_id)
     return {"client": client.pk,
             "segment": client.segment.code if client.segment else None,
             "territory": client.territory.code if client.territory else None,
@@ -257,7 +258,7 @@ def ticket_create(
             "number": ticket.number, "pipeline": pipeline.code, "version": version.number,
             "stage": first.code, "channel": channel, "owner": owner.pk, "team": owner.team_id,
             "executor": owner.pk, "amount": expected, "task": task_brief(task),
-            **_client_facts(ticket),
+            **_client_facts(ticket, client),
         })
     return ticket
 
