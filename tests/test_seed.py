@@ -78,3 +78,13 @@ def test_seeding_with_several_processes_writes_every_ticket_once(transactional_d
     assert Event.objects.filter(type="ticket.created").count() == 40
     assert list(violations()) == []
     assert audit_verify().ok
+
+
+def test_light_seeding_only_creates_tickets(db: None) -> None:
+    result = seed_run(tickets=60, seed=3, end=END, light=True)
+    assert result.tickets == 60
+    assert _statuses() == {"open": 60}
+    assert Event.objects.filter(type="ticket.created").count() == 60
+    assert Task.objects.filter(status="open").count() == 60
+    assert list(violations()) == []
+    assert audit_verify().ok

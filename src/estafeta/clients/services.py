@@ -5,6 +5,7 @@ never enters event payloads, so that anonymisation can erase it while the histor
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import TypeVar
 
 from django.db import transaction
 
@@ -156,9 +157,11 @@ def client_anonymise(*, actor: User | None, client: Client, reason: str) -> Clie
     return client
 
 
-def classification_save(*, actor: User | None, model: type[Segment] | type[Territory],
-                        code: str, name: str, instance: Segment | Territory | None = None
-                        ) -> Segment | Territory:
+Classification = TypeVar("Classification", Segment, Territory)
+
+
+def classification_save(*, actor: User | None, model: type[Classification], code: str,
+                        name: str, instance: Classification | None = None) -> Classification:
     """Create a segment or territory, or rename one. The code never changes once created:
     events and analytics refer to it."""
     require_role(actor_facts(actor) if actor else None, Role.ADMIN, what="change classifications")
@@ -186,3 +189,12 @@ def classification_save(*, actor: User | None, model: type[Segment] | type[Terri
             event_record(stream=f"{kind}:{row.pk}", type=event, actor=actor,
                          payload={"code": row.code, "renamed": True})
         return row
+
+
+def classification_ensure(*, actor: User | None, model: type[Classification], code: str,
+                          name: str) -> Classification:
+    """The segment or territory ``code``, created (with its event) if it does not exist yet."""
+    existing = model.objects.filter(code=code).first()
+    if existing is not None:
+        return existing
+    return classification_save(actor=actor, model=model, code=code, name=name)

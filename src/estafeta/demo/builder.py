@@ -35,7 +35,7 @@ from estafeta.accounts.models import Team, User
 from estafeta.accounts.selectors import absent_user_ids
 from estafeta.accounts.services import absence_add, team_create, user_create, user_deactivate
 from estafeta.clients.models import Client, Segment, Territory
-from estafeta.clients.services import client_create
+from estafeta.clients.services import classification_ensure, client_create
 from estafeta.core import clock
 from estafeta.domain.codes import Role, TaskStatus, TicketStatus
 from estafeta.domain.errors import Conflict
@@ -544,12 +544,13 @@ class Dealership:
         self.by_pk[user.pk] = user
 
     def _reference(self) -> None:
+        admin = self.users["admin"]
         for code, name in SEGMENTS:
-            self.segments[code] = Segment.objects.get_or_create(code=code,
-                                                                defaults={"name": name})[0]
+            self.segments[code] = classification_ensure(actor=admin, model=Segment, code=code,
+                                                        name=name)
         for code, name, _ in TERRITORIES:
-            self.territories[code] = Territory.objects.get_or_create(
-                code=code, defaults={"name": name})[0]
+            self.territories[code] = classification_ensure(actor=admin, model=Territory,
+                                                           code=code, name=name)
 
     def _pipelines(self) -> None:
         for filename in PIPELINE_FILES:

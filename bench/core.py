@@ -1,0 +1,177 @@
+"""Core benchmarks of Estafeta. Prints figures; asserts nothing.
+
+    python bench/core.py                     # SQLite and PostgreSQL, up to 1,000,000 tickets
+    python bench/core.py --db postgres --large 100000
+    python bench/core.py --quick             # small sizes, a minute or two
+
+Each database is made fresh: SQLite in bench/results/, PostgreSQL as the database
+``estafeta_bench`` on BENCH_POSTGRES (default postgres://postgres@127.0.0.1:5432).
+Measured:
+  - ticket creations per second through ticket_create (number, first stage, owner by round
+    robin, first task, event), with 1 and 2 processes; and plain INSERTs of the same four rows,
+    one transaction per ticket, as the floor the database itself sets;
+  - stage closings per second through stage_close (checklist gate, next executor, next task);
+  - one seller's open-task page (50 rows): p50/p95 at 10,000 tickets and at --large tickets;
+  - ``estafeta seed``, ``estafeta check`` and ``estafeta audit verify`` over --large tickets:
+    seconds and peak memory of the process (maxrss).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+RESULTS = HERE / "results"
+BIN = Path(sys.executable).parent
+
+
+def run(env: dict[str, str], *args: str, quiet: bool = True) -> tuple[str, float, int]:
+    """Run a command; return (stdout, seconds, peak RSS in MiB) of that one process."""
+    started = time.monotonic()
+    proc = subprocess.Popen(args, env=env, cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL if quiet else None, text=True)
+    assert proc.stdout is not None
+    out = proc.stdout.read()
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        raise SystemExit(f"failed ({proc.returncode}): {' '.join(args)}\n{out}")
+    return out, time.monotonic() - started, usage.ru_maxrss // 1024
+
+
+def worker(env: dict[str, str], *args: str) -> dict[str, Any]:
+    out, _, _ = run(env, sys.executable, str(HERE / "worker.py"), *args)
+    return dict(json.loads(out.strip().splitlines()[-1]))
+
+
+def parallel(env: dict[str, str], processes: int, action: str, *args: str) -> float:
+    """Start ``processes`` workers together; the rate over the slowest one's span."""
+    start = str(time.time() + 3)
+    procs = [subprocess.Popen([sys.executable, str(HERE / "worker.py"), action,
+                               *[a.replace("{i}", str(i)) for a in args], start],
+                              env=env, cwd=ROOT, stdout=subprocess.PIPE, text=True)
+             for i in range(processes)]
+    results = []
+    for p in procs:
+        out, _ = p.communicate()
+        if p.returncode != 0:
+            raise SystemExit(f"worker {action} failed")
+        results.append(json.loads(out.strip().splitlines()[-1]))
+    span = max(r["end"] for r in results) - min(r["start"] for r in results)
+    return sum(r["count"] for r in results) / span
+
+
+def fresh_database(kind: str, name: str = "estafeta_bench") -> dict[str, str]:
+    env = dict(os.environ)
+    env["ESTAFETA_DATA_DIR"] = str(RESULTS / "data")
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    if kind == "sqlite":
+        path = RESULTS / f"{name}.sqlite3"
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{path}{suffix}").unlink(missing_ok=True)
+        env["DATABASE_URL"] = f"sqlite:///{path}"
+    else:
+        import psycopg
+
+        server = os.environ.get("BENCH_POSTGRES", "postgres://postgres@127.0.0.1:5432")
+        with psycopg.connect(f"{server}/postgres", autocommit=True) as conn:
+            conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+            conn.execute(f"CREATE DATABASE {name}")
+        env["DATABASE_URL"] = f"{server}/{name}"
+    run(env, str(BIN / "estafeta"), "migrate", "-v0")
+    return env
+
+
+def seed(env: dict[str, str], total: int, jobs: int) -> tuple[float, int]:
+    """Grow the database to ``total`` tickets; (seconds, peak MiB of the seeding process)."""
+    out, _, _ = run(env, str(BIN / "estafeta"), "shell", "-c",
+                    "from estafeta.tickets.models import Ticket; print(Ticket.objects.count())")
+    have = int(out.strip().splitlines()[-1])
+    if have >= total:
+        return 0.0, 0
+    # --light: each ticket is a real ticket_create (number, owner, first task, event), without
+    # the rest of its life, so that a million fit in an hour or two on this machine.
+    _, seconds, peak = run(env, str(BIN / "estafeta"), "seed", "--tickets", str(total - have),
+                           "--jobs", str(jobs), "--light", "-v0", quiet=False)
+    return seconds, peak
+
+
+def bench(kind: str, args: argparse.Namespace) -> dict[str, Any]:
+    say = lambda text: print(f"[{kind}] {text}", flush=True)  # noqa: E731
+    env = fresh_database(kind)
+    worker(env, "setup")
+    figures: dict[str, Any] = {"database": kind}
+    n = args.create
+    figures["create_1p"] = parallel(env, 1, "create", str(n))
+    say(f"ticket creation, 1 process: {figures['create_1p']:.0f}/s")
+    figures["create_2p"] = parallel(env, 2, "create", str(n))
+    say(f"ticket creation, 2 processes: {figures['create_2p']:.0f}/s")
+    # Hand-made rows break the invariants on purpose (no real hashes): a database of their own.
+    raw_env = fresh_database(kind, "estafeta_bench_raw")
+    worker(raw_env, "setup")
+    figures["raw_2p"] = parallel(raw_env, 2, "raw", str(n))
+    say(f"plain INSERTs of the same rows, 2 processes: {figures['raw_2p']:.0f}/s "
+        f"(the service reaches {figures['create_2p'] / figures['raw_2p']:.0%} of it)")
+    worker(env, "prepare", str(args.close))
+    figures["close_1p"] = parallel(env, 1, "close", "0", "1")
+    say(f"stage closing, 1 process: {figures['close_1p']:.0f}/s")
+    worker(env, "prepare", str(args.close))
+    figures["close_2p"] = parallel(env, 2, "close", "{i}", "2")
+    say(f"stage closing, 2 processes: {figures['close_2p']:.0f}/s")
+
+    if args.rates_only:
+        return figures
+    jobs = 2 if kind == "postgres" else 1
+    for size in sorted({args.small, args.large}):
+        seconds, peak = seed(env, size, jobs)
+        if seconds:
+            say(f"seeded up to {size:,} tickets in {seconds:.0f}s, peak {peak} MiB")
+            figures[f"seed_to_{size}_s"], figures[f"seed_to_{size}_mib"] = seconds, peak
+        listing = worker(env, "tasklist", str(args.repeat))
+        figures[f"tasklist_{size}"] = listing
+        say(f"open-task page at {size:,} tickets ({listing['open_tasks']:,} open tasks for "
+            f"{listing['user']}): p50 {listing['p50_ms']:.2f} ms, p95 {listing['p95_ms']:.2f} ms")
+    small, large = figures[f"tasklist_{args.small}"], figures[f"tasklist_{args.large}"]
+    figures["tasklist_growth"] = large["p95_ms"] / small["p95_ms"]
+    say(f"open-task page p95 grows {figures['tasklist_growth']:.2f}x from {args.small:,} to "
+        f"{args.large:,} tickets")
+    for name, command in (("check", ["check", "--quiet"]), ("audit", ["audit", "verify"])):
+        _, seconds, peak = run(env, str(BIN / "estafeta"), *command)
+        figures[f"{name}_s"], figures[f"{name}_mib"] = seconds, peak
+        say(f"estafeta {' '.join(command)} over {args.large:,} tickets: {seconds:.1f}s, "
+            f"peak {peak} MiB")
+    return figures
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--db", choices=["sqlite", "postgres", "all"], default="all")
+    parser.add_argument("--create", type=int, default=3000, help="tickets per process")
+    parser.add_argument("--close", type=int, default=2000, help="stages to close")
+    parser.add_argument("--small", type=int, default=10_000)
+    parser.add_argument("--large", type=int, default=1_000_000)
+    parser.add_argument("--repeat", type=int, default=300, help="task-list samples")
+    parser.add_argument("--quick", action="store_true", help="small sizes for a smoke run")
+    parser.add_argument("--rates-only", action="store_true",
+                        help="only creation and closing rates (no large database)")
+    args = parser.parse_args()
+    if args.quick:
+        args.create, args.close, args.small, args.large, args.repeat = 300, 200, 2000, 5000, 50
+    kinds = ["sqlite", "postgres"] if args.db == "all" else [args.db]
+    for kind in kinds:
+        figures = bench(kind, args)
+        out = RESULTS / f"core-{kind}.json"
+        out.write_text(json.dumps(figures, indent=2))
+        print(f"[{kind}] figures written to {out.relative_to(ROOT)}")
+
+
+if __name__ == "__main__":
+    main()
