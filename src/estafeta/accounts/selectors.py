@@ -31,9 +31,21 @@ def absent_user_ids(user_ids: Iterable[int], at: datetime) -> set[int]:
     )
 
 
-def is_available(user: User, at: datetime) -> bool:
-    """Active and not absent at ``at``: may receive new work."""
-    return user.is_active and not absent_user_ids([user.pk], at)
+_PRESENT = """NOT EXISTS (SELECT 1 FROM accounts_absence a
+                  WHERE a.user_id = u.id AND a.starts_at <= %s AND a.ends_at > %s
+                    AND a.cancelled_at IS NULL)"""
+
+
+def hold_if_available(user: User, at: datetime) -> bool:
+    """Is ``user`` active (now, in the database) and present at ``at``? If so, on PostgreSQL
+    the row is locked FOR SHARE until commit, like ``claim_users``, so the answer holds: a
+    concurrent deactivation waits and then hands over the work given here."""
+    lock = " FOR SHARE" if connection.vendor == "postgresql" else ""
+    moment = connection.ops.adapt_datetimefield_value(at)
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT u.id FROM accounts_user u WHERE u.id = %s AND u.is_active "
+                       f"AND {_PRESENT}{lock}", [user.pk, moment, moment])
+        return cursor.fetchone() is not None
 
 
 def user_by_username(username: str) -> User:
@@ -65,9 +77,7 @@ _AVAILABLE_MEMBERS = """
 SELECT u.*, {load} AS open_tasks
 FROM accounts_user u
 WHERE u.team_id = %s AND u.role = %s AND u.is_active
-  AND NOT EXISTS (SELECT 1 FROM accounts_absence a
-                  WHERE a.user_id = u.id AND a.starts_at <= %s AND a.ends_at > %s
-                    AND a.cancelled_at IS NULL)
+  AND {present}
 ORDER BY u.id{lock}
 """
 _OPEN_TASKS = ("(SELECT COUNT(*) FROM tasks_task t "
@@ -85,7 +95,8 @@ def available_members(team_id: int, role: str, at: datetime, *,
     more than running it.
     """
     postgres = connection.vendor == "postgresql"
-    sql = _AVAILABLE_MEMBERS.format(load=_OPEN_TASKS if with_load else "0",
+    sql = _AVAILABLE_MEMBERS.format(present=_PRESENT,
+                                    load=_OPEN_TASKS if with_load else "0",
                                     lock=" FOR SHARE OF u" if postgres and not with_load
                                     else "")
     moment = connection.ops.adapt_datetimefield_value(at)

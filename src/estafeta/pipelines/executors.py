@@ -5,8 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from estafeta.accounts.models import Team, User
-from estafeta.accounts.selectors import available_members, is_available, team_named
-from estafeta.accounts.services import claim_users
+from estafeta.accounts.selectors import available_members, hold_if_available, team_named
 from estafeta.domain.codes import Role
 from estafeta.domain.errors import NoExecutorAvailable
 from estafeta.domain.executors import Candidate, choose
@@ -22,25 +21,21 @@ def executor_pick(*, rule: ExecutorSpec, owner: User | None, at: datetime,
     Absent or deactivated people are skipped; when nobody is left, the head of the relevant
     team takes the work; when even the head is away, ``NoExecutorAvailable`` refuses the action.
     """
-    user, held = _pick(rule, owner, at, team_id)
-    if not held:
-        claim_users([user])
-    return user
+    return _pick(rule, owner, at, team_id)
 
 
-def _pick(rule: ExecutorSpec, owner: User | None, at: datetime,
-          team_id: int | None) -> tuple[User, bool]:
-    """The person, and whether this transaction already holds them as active (read FOR SHARE
-    on PostgreSQL; on SQLite the transaction holds the only write lock)."""
+def _pick(rule: ExecutorSpec, owner: User | None, at: datetime, team_id: int | None) -> User:
+    """Every candidate is checked in the database and held (FOR SHARE on PostgreSQL; SQLite's
+    transaction holds the only write lock) before it is returned."""
     fallback_team_id: int | None = owner.team_id if owner is not None else None
     if rule.rule == "keep_owner":
-        if owner is not None and is_available(owner, at):
-            return owner, False
+        if owner is not None and hold_if_available(owner, at):
+            return owner
     elif rule.rule == "user":
         named = User.objects.select_related("team").filter(username=rule.user).first()
         if named is not None:
-            if is_available(named, at):
-                return named, False
+            if hold_if_available(named, at):
+                return named
             fallback_team_id = named.team_id
     else:
         if team_id is None and rule.team:  # a version loaded before teams were resolved
@@ -52,11 +47,11 @@ def _pick(rule: ExecutorSpec, owner: User | None, at: datetime,
             picked = _from_team(team_id, Role(rule.role or Role.SELLER),
                                 rule.strategy or "round_robin", at)
             if picked is not None:
-                return picked, True
+                return picked
     team = (Team.objects.select_related("head").filter(pk=fallback_team_id).first()
             if fallback_team_id is not None else None)
-    if team is not None and is_available(team.head, at):
-        return team.head, False
+    if team is not None and hold_if_available(team.head, at):
+        return team.head
     raise NoExecutorAvailable(
         "nobody can take this stage now: everyone it could go to is absent or deactivated",
         team=team.name if team else None,

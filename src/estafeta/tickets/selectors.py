@@ -46,10 +46,12 @@ def ticket_by_number(number: str) -> Ticket:
 
 
 def open_visit(ticket: Ticket) -> StageVisit:
-    visit = (StageVisit.objects.select_related("stage", "executor")
+    """The ticket's current stage visit, with its executor and the version's cached stage."""
+    visit = (StageVisit.objects.select_related("executor")
              .filter(ticket=ticket, closed_at__isnull=True).first())
     if visit is None:
         raise Conflict(f"{ticket.number} is not in an open stage", code="ticket_closed")
+    visit.stage = next(s for s in ticket.version.stage_list if s.pk == visit.stage_id)
     return visit
 
 

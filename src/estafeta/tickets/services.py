@@ -162,9 +162,9 @@ def _snapshot_payload(snapshot: list[dict[str, Any]]) -> list[dict[str, Any]]:
              "evidence": _public_evidence(s["evidence_kind"], s["evidence"])} for s in snapshot]
 
 
-def _close_visit(visit: StageVisit, actor: User | None, now: datetime, override: bool
-                 ) -> list[dict[str, Any]]:
-    snapshot = _snapshot(visit, _entries(visit))
+def _close_visit(visit: StageVisit, actor: User | None, now: datetime, override: bool,
+                 entries: dict[str, ChecklistEntry] | None = None) -> list[dict[str, Any]]:
+    snapshot = _snapshot(visit, _entries(visit) if entries is None else entries)
     visit.closed_at, visit.closed_by, visit.override = now, actor, override
     visit.checklist_snapshot = snapshot
     visit.save(update_fields=["closed_at", "closed_by", "override", "checklist_snapshot"])
@@ -195,6 +195,19 @@ def _client_facts(ticket: Ticket, client: Client | None = None) -> dict[str, Any
 def _save(ticket: Ticket, now: datetime, *fields: str) -> None:
     ticket.updated_at = now
     ticket.save(update_fields=[*fields, "updated_at"])
+
+
+def _lock_open(ticket: Ticket, stage: str | None = None) -> tuple[Ticket, StageVisit]:
+    """Lock an open ticket and read its current stage visit; ``stage`` is the stage the caller
+    saw (a ticket that has moved on meanwhile is a conflict, not a silent change)."""
+    ticket = ticket_for_update(ticket)
+    if not ticket.is_open:
+        raise Conflict(f"{ticket.number} is {ticket.status}", code="ticket_closed",
+                       status=ticket.status)
+    visit = open_visit(ticket)
+    if stage is not None:
+        require_stage(ticket, visit, stage)
+    return ticket, visit
 
 
 def _last_visit_seq(ticket: Ticket) -> int:
@@ -274,10 +287,7 @@ def ticket_update(*, actor: User, ticket: Ticket, subject: str | None = None,
     """Change what the request is about or the expected amount (``amount=None`` clears it)."""
     now = clock.now()
     with transaction.atomic():
-        ticket = ticket_for_update(ticket)
-        if not ticket.is_open:
-            raise Conflict(f"{ticket.number} is closed", code="ticket_closed")
-        visit = open_visit(ticket)
+        ticket, visit = _lock_open(ticket)
         override = work_authority(actor_facts(actor), ticket_facts(ticket, visit))
         changes: dict[str, Any] = {}
         if subject is not None and _subject(subject) != ticket.subject:
@@ -311,15 +321,12 @@ def checklist_item_complete(
     """
     now = clock.now()
     with transaction.atomic():
-        ticket = ticket_for_update(ticket)
-        if not ticket.is_open:
-            raise Conflict(f"{ticket.number} is closed", code="ticket_closed")
-        visit = open_visit(ticket)
-        require_stage(ticket, visit, stage)
+        ticket, visit = _lock_open(ticket, stage)
         override = stage_authority(actor_facts(actor), ticket_facts(ticket, visit))
-        template = visit.stage.items.filter(code=item).first()
+        items = list(visit.stage.items.all())  # prefetched with the cached version
+        template = next((i for i in items if i.code == item), None)
         if template is None:
-            codes = ", ".join(visit.stage.items.values_list("code", flat=True)) or "none"
+            codes = ", ".join(i.code for i in items) or "none"
             raise BadInput(f"{item!r} is not an item of stage {stage!r} (items: {codes})",
                            code="unknown_item")
         if template.evidence == EvidenceKind.FILE:
@@ -354,15 +361,12 @@ def stage_close(
     now = clock.now()
     new_amount = _amount(amount)
     with transaction.atomic():
-        ticket = ticket_for_update(ticket)
-        if not ticket.is_open:
-            raise Conflict(f"{ticket.number} is closed", code="ticket_closed")
-        visit = open_visit(ticket)
-        require_stage(ticket, visit, stage)
+        ticket, visit = _lock_open(ticket, stage)
         override = stage_authority(actor_facts(actor), ticket_facts(ticket, visit))
         move = plan_forward(ticket.version.stage_facts(), stage, to)
-        require_checklist(visit.stage.item_facts(), _entries(visit))
-        snapshot = _snapshot_payload(_close_visit(visit, actor, now, override))
+        entries = _entries(visit)
+        require_checklist(visit.stage.item_facts(), entries)
+        snapshot = _snapshot_payload(_close_visit(visit, actor, now, override, entries))
         target = _stage(ticket, move.target.code)
         transition = {"from": stage, "to": target.code, "kind": move.kind}
         if new_amount is not None and new_amount != ticket.amount:
@@ -420,11 +424,7 @@ def stage_return(*, actor: User, ticket: Ticket, stage: str, to: str, reason: st
     reason = _text(reason, "reason", required=True)
     now = clock.now()
     with transaction.atomic():
-        ticket = ticket_for_update(ticket)
-        if not ticket.is_open:
-            raise Conflict(f"{ticket.number} is closed", code="ticket_closed")
-        visit = open_visit(ticket)
-        require_stage(ticket, visit, stage)
+        ticket, visit = _lock_open(ticket, stage)
         supervisor_only(actor_facts(actor), ticket_facts(ticket, visit),
                         "return a ticket to an earlier stage")
         move = plan_return(ticket.version.stage_facts(), stage, to)
@@ -451,10 +451,7 @@ def ticket_close_lost(*, actor: User, ticket: Ticket, reason: str, note: str = "
     note = _text(note, "note")
     now = clock.now()
     with transaction.atomic():
-        ticket = ticket_for_update(ticket)
-        if not ticket.is_open:
-            raise Conflict(f"{ticket.number} is already {ticket.status}", code="ticket_closed")
-        visit = open_visit(ticket)
+        ticket, visit = _lock_open(ticket)
         override = outcome_authority(actor_facts(actor), ticket_facts(ticket, visit))
         lost_reason = lost_reason_for(ticket.pipeline_id, reason)
         at_stage = visit.stage.code
@@ -484,10 +481,7 @@ def ticket_void(*, actor: User, ticket: Ticket, reason: str,
     reason = _text(reason, "reason", required=True)
     now = clock.now()
     with transaction.atomic():
-        ticket = ticket_for_update(ticket)
-        if not ticket.is_open:
-            raise Conflict(f"{ticket.number} is already {ticket.status}", code="ticket_closed")
-        visit = open_visit(ticket)
+        ticket, visit = _lock_open(ticket)
         override = outcome_authority(actor_facts(actor), ticket_facts(ticket, visit))
         original = None
         if duplicate_of:
@@ -557,10 +551,7 @@ def ticket_reassign(*, actor: User, ticket: Ticket, owner: User, reason: str = "
     reason = _text(reason, "reason")
     now = clock.now()
     with transaction.atomic():
-        ticket = ticket_for_update(ticket)
-        if not ticket.is_open:
-            raise Conflict(f"{ticket.number} is closed", code="ticket_closed")
-        visit = open_visit(ticket)
+        ticket, visit = _lock_open(ticket)
         supervisor_only(actor_facts(actor), ticket_facts(ticket, visit), "reassign a ticket")
         if owner.pk == ticket.owner_id:
             raise BadInput(f"{ticket.number} is already {owner.username}'s", code="no_change")
