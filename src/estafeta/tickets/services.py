@@ -131,8 +131,9 @@ def _stage(ticket: Ticket, code: str) -> Stage:
 
 
 def _entries(visit: StageVisit) -> dict[str, ChecklistEntry]:
-    return {e.item.code: e for e in
-            ChecklistEntry.objects.filter(visit=visit).select_related("item")}
+    """Item code → entry for the items done in this visit (codes from the cached stage)."""
+    codes = {item.pk: item.code for item in visit.stage.items.all()}
+    return {codes[e.item_id]: e for e in ChecklistEntry.objects.filter(visit=visit)}
 
 
 def _snapshot(visit: StageVisit, entries: dict[str, ChecklistEntry]) -> list[dict[str, Any]]:
