@@ -98,6 +98,11 @@ def test_the_installed_command_end_to_end(tmp_path: Path) -> None:
                               env=env, timeout=120, check=False)
 
     assert estafeta("migrate", "-v0").returncode == 0
+    # Django's own command outside any test transaction: the user and its event together.
+    env["DJANGO_SUPERUSER_PASSWORD"] = PASSWORD
+    made = estafeta("createsuperuser", "--noinput", "--username", "root", "--email",
+                    "root@example.com")
+    assert made.returncode == 0, made.stderr
     assert estafeta("user", "create", "boss", "--role", "head", stdin=PASSWORD).returncode == 0
     assert estafeta("team", "create", "Sales", "--head", "boss").returncode == 0
     assert estafeta("user", "create", "ann", "--role", "seller", "--team", "Sales",
@@ -122,3 +127,15 @@ def test_the_installed_command_end_to_end(tmp_path: Path) -> None:
     assert audited.returncode == 0 and audited.stdout.startswith("ok: ")
     nothing = estafeta("no-such-command")
     assert nothing.returncode == 1 and "Unknown command" in nothing.stderr
+
+
+def test_djangos_createsuperuser_makes_an_admin_with_its_event(
+        db: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    from estafeta.history.models import Event
+
+    monkeypatch.setenv("DJANGO_SUPERUSER_PASSWORD", PASSWORD)
+    call_command("createsuperuser", "--noinput", "--username", "root", "--email",
+                 "root@example.com", stdout=io.StringIO())
+    root = User.objects.get(username="root")
+    assert (root.role, root.is_superuser) == ("admin", True)
+    assert Event.objects.get(stream=root.stream).payload["via"] == "createsuperuser"

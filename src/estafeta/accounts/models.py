@@ -42,13 +42,17 @@ class EstafetaUserManager(UserManager.from_queryset(UndeletableQuerySet)):  # ty
 
     def create_superuser(self, username: str, email: str | None = None,
                          password: str | None = None, **extra: Any) -> User:
-        extra.setdefault("role", Role.ADMIN)
-        user: User = super().create_superuser(username, email, password, **extra)
+        from django.db import transaction
+
         from estafeta.domain.codes import EventType
         from estafeta.history.services import event_record
 
-        event_record(stream=user.stream, type=EventType.USER_CREATED, actor=None,
-                     payload={"role": user.role, "superuser": True, "via": "createsuperuser"})
+        extra.setdefault("role", Role.ADMIN)
+        with transaction.atomic():  # the user and its event, or neither
+            user: User = super().create_superuser(username, email, password, **extra)
+            event_record(stream=user.stream, type=EventType.USER_CREATED, actor=None,
+                         new_stream=True, payload={"role": user.role, "superuser": True,
+                                                   "via": "createsuperuser"})
         return user
 
 
