@@ -104,11 +104,26 @@ def seed(env: dict[str, str], total: int, jobs: int) -> tuple[float, int]:
     return seconds, peak
 
 
+def existing_database(kind: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env["ESTAFETA_DATA_DIR"] = str(RESULTS / "data")
+    if kind == "sqlite":
+        env["DATABASE_URL"] = f"sqlite:///{RESULTS / 'estafeta_bench.sqlite3'}"
+    else:
+        server = os.environ.get("BENCH_POSTGRES", "postgres://postgres@127.0.0.1:5432")
+        env["DATABASE_URL"] = f"{server}/estafeta_bench"
+    run(env, str(BIN / "estafeta"), "migrate", "-v0")
+    return env
+
+
 def bench(kind: str, args: argparse.Namespace) -> dict[str, Any]:
     say = lambda text: print(f"[{kind}] {text}", flush=True)  # noqa: E731
+    figures: dict[str, Any] = {"database": kind}
+    if args.large_only:
+        env = existing_database(kind)
+        return large(kind, env, args, figures, say)
     env = fresh_database(kind)
     worker(env, "setup")
-    figures: dict[str, Any] = {"database": kind}
     n = args.create
     figures["create_1p"] = parallel(env, 1, "create", str(n))
     say(f"ticket creation, 1 process: {figures['create_1p']:.0f}/s")
@@ -129,6 +144,12 @@ def bench(kind: str, args: argparse.Namespace) -> dict[str, Any]:
 
     if args.rates_only:
         return figures
+    return large(kind, env, args, figures, say)
+
+
+def large(kind: str, env: dict[str, str], args: argparse.Namespace, figures: dict[str, Any],
+          say: Any) -> dict[str, Any]:
+    """Grow the database (kept between runs with --large-only) and measure reads over it."""
     jobs = 2 if kind == "postgres" else 1
     for size in sorted({args.small, args.large}):
         seconds, peak = seed(env, size, jobs)
@@ -162,13 +183,16 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="small sizes for a smoke run")
     parser.add_argument("--rates-only", action="store_true",
                         help="only creation and closing rates (no large database)")
+    parser.add_argument("--large-only", action="store_true",
+                        help="keep the benchmark database of the last run, grow it to --large "
+                             "if needed and measure only the reads over it")
     args = parser.parse_args()
     if args.quick:
         args.create, args.close, args.small, args.large, args.repeat = 300, 200, 2000, 5000, 50
     kinds = ["sqlite", "postgres"] if args.db == "all" else [args.db]
     for kind in kinds:
         figures = bench(kind, args)
-        out = RESULTS / f"core-{kind}.json"
+        out = RESULTS / f"core-{kind}{'-large' if args.large_only else ''}.json"
         out.write_text(json.dumps(figures, indent=2))
         print(f"[{kind}] figures written to {out.relative_to(ROOT)}")
 
