@@ -17,7 +17,7 @@ from django.conf import settings
 from django.db.backends.signals import connection_created
 
 from estafeta.core import clock
-from estafeta.pipelines.models import clear_stage_cache
+from estafeta.pipelines.models import clear_version_cache
 
 from . import factories
 
@@ -49,7 +49,7 @@ def _test_settings(settings: Any, tmp_path: Path) -> None:
     # Real password hashing takes half a second a user; tests make many users.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     # Each test's transaction rolls back and ids are reused: forget cached pipeline versions.
-    clear_stage_cache()
+    clear_version_cache()
 
 
 # A Wednesday in working hours, Moscow time (UTC+3): tests say which moment they mean.

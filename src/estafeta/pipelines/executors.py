@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from django.db import connection
+
 from estafeta.accounts.models import Team, User
 from estafeta.accounts.selectors import available_members, hold_if_available, team_named
 from estafeta.domain.codes import Role
@@ -62,16 +64,30 @@ def _from_team(team_id: int, role: Role, strategy: str, at: datetime) -> User | 
     """Choose among the team's present members with the rotation row locked, so that
     concurrent choices queue and round robin stays exact."""
     key = f"team:{team_id}:{role}"
-    rotation = Rotation.objects.select_for_update().filter(key=key).first()
-    if rotation is None:
-        Rotation.objects.bulk_create([Rotation(key=key)], ignore_conflicts=True)
-        rotation = Rotation.objects.select_for_update().get(key=key)
+    rotation_id, last_user_id = _lock_rotation(key)
     people = {u.pk: u for u in available_members(team_id, role, at,
                                                  with_load=strategy == "least_loaded")}
     chosen = choose([Candidate(pk, open_tasks=getattr(u, "open_tasks", 0))
                      for pk, u in people.items()],
-                    strategy, rotation.last_user_id)
+                    strategy, last_user_id)
     if chosen is None:
         return None
-    Rotation.objects.filter(pk=rotation.pk).update(last_user_id=chosen)
+    with connection.cursor() as cursor:
+        cursor.execute("UPDATE pipelines_rotation SET last_user_id = %s WHERE id = %s",
+                       [chosen, rotation_id])
     return people[chosen]
+
+
+def _lock_rotation(key: str) -> tuple[int, int | None]:
+    """(row id, last chosen user) of a rotation, locked until commit (plain SQL: this runs on
+    every creation and stage close)."""
+    lock = " FOR UPDATE" if connection.vendor == "postgresql" else ""
+    sql = f"SELECT id, last_user_id FROM pipelines_rotation WHERE key = %s{lock}"
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [key])
+        row = cursor.fetchone()
+        if row is None:
+            Rotation.objects.bulk_create([Rotation(key=key)], ignore_conflicts=True)
+            cursor.execute(sql, [key])
+            row = cursor.fetchone()
+    return int(row[0]), row[1]

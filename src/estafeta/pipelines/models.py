@@ -40,13 +40,25 @@ class Pipeline(UndeletableModel):
         return f"pipeline:{self.pk}"
 
 
-# (version id, digest) -> its stages. A version is append-only, so an entry never goes stale;
-# the digest in the key guards against an id reused after a rolled-back load (tests do that).
+# (version id, digest) -> the version / its stages. A version is append-only, so an entry
+# never goes stale; the digest in the key guards against an id reused after a rolled-back load
+# (the test suite does that all the time, and clears these between tests).
+_VERSIONS: dict[tuple[int, str], PipelineVersion] = {}
 _STAGES: dict[tuple[int, str], list[Stage]] = {}
 
 
-def clear_stage_cache() -> None:
+def clear_version_cache() -> None:
+    _VERSIONS.clear()
     _STAGES.clear()
+
+
+def cached_version(pk: int, digest: str) -> PipelineVersion:
+    """The version ``pk`` (whose digest the caller has just read), loaded once per process."""
+    version = _VERSIONS.get((pk, digest))
+    if version is None:
+        version = PipelineVersion.objects.select_related("pipeline").get(pk=pk)
+        _VERSIONS[(pk, digest)] = version
+    return version
 
 
 class PipelineVersion(UndeletableModel):

@@ -21,6 +21,7 @@ from estafeta.accounts.models import User
 from estafeta.accounts.selectors import actor_facts
 from estafeta.accounts.services import claim_users
 from estafeta.clients.models import Client
+from estafeta.clients.selectors import client_facts
 from estafeta.core import clock
 from estafeta.core.db import insert
 from estafeta.domain.codes import (
@@ -51,7 +52,7 @@ from estafeta.domain.policy import (
 from estafeta.history.services import ticket_event
 from estafeta.pipelines.executors import executor_pick
 from estafeta.pipelines.models import Pipeline, Stage
-from estafeta.pipelines.selectors import lost_reason_for, pipeline_by_code
+from estafeta.pipelines.selectors import lost_reason_for, version_for_new_ticket
 from estafeta.tasks.services import (
     TaskDraft,
     task_brief,
@@ -183,14 +184,9 @@ def _enter(ticket: Ticket, stage: Stage, *, seq: int, kind: MoveKind, actor: Use
         closed_at=now if terminal else None, closed_by=actor if terminal else None)
 
 
-def _client_facts(ticket: Ticket, client: Client | None = None) -> dict[str, Any]:
+def _client_facts(ticket: Ticket) -> dict[str, Any]:
     """Classification as of this event: analytics read it from here, not from today's client."""
-    if client is None:
-        client = Client.objects.select_related("segment", "territory").get(pk=ticket.client_id)
-    return {"client": client.pk,
-            "segment": client.segment.code if client.segment else None,
-            "territory": client.territory.code if client.territory else None,
-            "key_account": client.key_account}
+    return client_facts(ticket.client_id).payload()
 
 
 def _save(ticket: Ticket, now: datetime, *fields: str) -> None:
@@ -240,16 +236,12 @@ def ticket_create(
     expected = _amount(amount)
     now = clock.now()
     with transaction.atomic():
-        client = Client.objects.select_related("segment", "territory").get(pk=client.pk)
-        if client.anonymised_at is not None:
+        facts = client_facts(client.pk)
+        if facts.anonymised:
             raise BadInput("this client was anonymised; register the request with a new client",
                            code="client_anonymised")
         # Always read the current version now: an object loaded earlier may predate a new one.
-        pipeline = pipeline_by_code(pipeline if isinstance(pipeline, str) else pipeline.code)
-        version = pipeline.current_version
-        if version is None or not pipeline.is_active:
-            raise BadInput(f"pipeline {pipeline.code!r} does not accept new tickets",
-                           code="pipeline_inactive")
+        version = version_for_new_ticket(pipeline if isinstance(pipeline, str) else pipeline.code)
         first = version.stage_list[0]
         rule = first.executor_rule
         if owner is None:
@@ -261,18 +253,18 @@ def ticket_create(
             claim_users([owner])
         prefix = version.number_prefix or _default_prefix()
         ticket = insert(
-            Ticket, number=next_number(prefix, now), pipeline=pipeline, version=version,
-            stage=first, client=client, owner=owner, team_id=owner.team_id, created_by=actor,
-            channel=channel, subject=subject, description=description, amount=expected,
-            created_at=now, updated_at=now)
+            Ticket, number=next_number(prefix, now), pipeline_id=version.pipeline_id,
+            version=version, stage=first, client_id=facts.id, owner=owner,
+            team_id=owner.team_id, created_by=actor, channel=channel, subject=subject,
+            description=description, amount=expected, created_at=now, updated_at=now)
         visit = _enter(ticket, first, seq=1, kind=MoveKind.ENTER, actor=actor, executor=owner,
                        now=now)
         task = _first_task(ticket, visit, first, owner, first_task, actor, now)
         ticket_event(ticket, EventType.TICKET_CREATED, actor, new_stream=True, payload={
-            "number": ticket.number, "pipeline": pipeline.code, "version": version.number,
+            "number": ticket.number, "pipeline": version.pipeline.code, "version": version.number,
             "stage": first.code, "channel": channel, "owner": owner.pk, "team": owner.team_id,
             "executor": owner.pk, "amount": expected, "task": task_brief(task),
-            **_client_facts(ticket, client),
+            **facts.payload(),
         })
     return ticket
 
