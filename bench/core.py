@@ -4,8 +4,10 @@
     python bench/core.py --db postgres --large 100000
     python bench/core.py --quick             # small sizes, a minute or two
 
-Each database is made fresh: SQLite in bench/results/, PostgreSQL as the database
-``estafeta_bench`` on BENCH_POSTGRES (default postgres://postgres@127.0.0.1:5432).
+Rates are measured on fresh databases (``estafeta_bench_rates``, ``estafeta_bench_raw``); the
+large database ``estafeta_bench`` is kept between runs and only grown (a million tickets take
+an hour or two to make), unless --fresh-large. SQLite files live in bench/results/, PostgreSQL
+databases on BENCH_POSTGRES (default postgres://postgres@127.0.0.1:5432).
 Measured:
   - ticket creations per second through ticket_create (number, first stage, owner by round
     robin, first task, event), with 1 and 2 processes; and plain INSERTs of the same four rows,
@@ -92,9 +94,7 @@ def fresh_database(kind: str, name: str = "estafeta_bench") -> dict[str, str]:
 
 def seed(env: dict[str, str], total: int, jobs: int) -> tuple[float, int]:
     """Grow the database to ``total`` tickets; (seconds, peak MiB of the seeding process)."""
-    out, _, _ = run(env, str(BIN / "estafeta"), "shell", "-c",
-                    "from estafeta.tickets.models import Ticket; print(Ticket.objects.count())")
-    have = int(out.strip().splitlines()[-1])
+    have = count_tickets(env)
     if have >= total:
         return 0.0, 0
     # --light: each ticket is a real ticket_create (number, owner, first task, event), without
@@ -104,14 +104,22 @@ def seed(env: dict[str, str], total: int, jobs: int) -> tuple[float, int]:
     return seconds, peak
 
 
-def existing_database(kind: str) -> dict[str, str]:
+def kept_database(kind: str, name: str = "estafeta_bench") -> dict[str, str]:
+    """The large database of earlier runs (created empty if there is none), migrated."""
     env = dict(os.environ)
     env["ESTAFETA_DATA_DIR"] = str(RESULTS / "data")
+    RESULTS.mkdir(parents=True, exist_ok=True)
     if kind == "sqlite":
-        env["DATABASE_URL"] = f"sqlite:///{RESULTS / 'estafeta_bench.sqlite3'}"
+        env["DATABASE_URL"] = f"sqlite:///{RESULTS / f'{name}.sqlite3'}"
     else:
+        import psycopg
+
         server = os.environ.get("BENCH_POSTGRES", "postgres://postgres@127.0.0.1:5432")
-        env["DATABASE_URL"] = f"{server}/estafeta_bench"
+        with psycopg.connect(f"{server}/postgres", autocommit=True) as conn:
+            if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s",
+                                [name]).fetchone():
+                conn.execute(f"CREATE DATABASE {name}")
+        env["DATABASE_URL"] = f"{server}/{name}"
     run(env, str(BIN / "estafeta"), "migrate", "-v0")
     return env
 
@@ -119,10 +127,18 @@ def existing_database(kind: str) -> dict[str, str]:
 def bench(kind: str, args: argparse.Namespace) -> dict[str, Any]:
     say = lambda text: print(f"[{kind}] {text}", flush=True)  # noqa: E731
     figures: dict[str, Any] = {"database": kind}
-    if args.large_only:
-        env = existing_database(kind)
-        return large(kind, env, args, figures, say)
-    env = fresh_database(kind)
+    if not args.large_only:
+        rates(kind, args, figures, say)
+    if args.rates_only:
+        return figures
+    if args.fresh_large:
+        fresh_database(kind, "estafeta_bench")
+    return large(kind, kept_database(kind), args, figures, say)
+
+
+def rates(kind: str, args: argparse.Namespace, figures: dict[str, Any], say: Any) -> None:
+    """Creation and closing rates on a fresh database, and the plain-INSERT floor."""
+    env = fresh_database(kind, "estafeta_bench_rates")
     worker(env, "setup")
     n = args.create
     figures["create_1p"] = parallel(env, 1, "create", str(n))
@@ -141,31 +157,42 @@ def bench(kind: str, args: argparse.Namespace) -> dict[str, Any]:
     worker(env, "prepare", str(args.close))
     figures["close_2p"] = parallel(env, 2, "close", "{i}", "2")
     say(f"stage closing, 2 processes: {figures['close_2p']:.0f}/s")
+    tasklist(kind, env, args, figures, say, "small")
 
-    if args.rates_only:
-        return figures
-    return large(kind, env, args, figures, say)
+
+def count_tickets(env: dict[str, str]) -> int:
+    out, _, _ = run(env, str(BIN / "estafeta"), "shell", "-c",
+                    "from estafeta.tickets.models import Ticket; print(Ticket.objects.count())")
+    return int(out.strip().splitlines()[-1])
+
+
+def tasklist(kind: str, env: dict[str, str], args: argparse.Namespace, figures: dict[str, Any],
+             say: Any, name: str) -> None:
+    tickets = count_tickets(env)
+    listing = worker(env, "tasklist", str(args.repeat)) | {"tickets": tickets}
+    figures[f"tasklist_{name}"] = listing
+    say(f"open-task page at {tickets:,} tickets ({listing['open_tasks']:,} open tasks for "
+        f"{listing['user']}): p50 {listing['p50_ms']:.2f} ms, p95 {listing['p95_ms']:.2f} ms")
 
 
 def large(kind: str, env: dict[str, str], args: argparse.Namespace, figures: dict[str, Any],
           say: Any) -> dict[str, Any]:
-    """Grow the database (kept between runs with --large-only) and measure reads over it."""
+    """Grow the kept database to --large tickets and measure the reads over it."""
     jobs = 2 if kind == "postgres" else 1
-    sizes = [args.large] if args.large_only else sorted({args.small, args.large})
-    for size in sizes:
-        seconds, peak = seed(env, size, jobs)
-        if seconds:
-            say(f"seeded up to {size:,} tickets in {seconds:.0f}s, peak {peak} MiB")
-            figures[f"seed_to_{size}_s"], figures[f"seed_to_{size}_mib"] = seconds, peak
-        listing = worker(env, "tasklist", str(args.repeat))
-        figures[f"tasklist_{size}"] = listing
-        say(f"open-task page at {size:,} tickets ({listing['open_tasks']:,} open tasks for "
-            f"{listing['user']}): p50 {listing['p50_ms']:.2f} ms, p95 {listing['p95_ms']:.2f} ms")
-    if len(sizes) == 2:
-        small, big = figures[f"tasklist_{args.small}"], figures[f"tasklist_{args.large}"]
+    have = count_tickets(env)
+    if have < args.small:  # a young database: measure the small size on the way up
+        seed(env, args.small, jobs)
+        tasklist(kind, env, args, figures, say, "small")
+    seconds, peak = seed(env, args.large, jobs)
+    if seconds:
+        say(f"seeded up to {args.large:,} tickets in {seconds:.0f}s, peak {peak} MiB")
+        figures["seed_s"], figures["seed_mib"] = seconds, peak
+    tasklist(kind, env, args, figures, say, "large")
+    if "tasklist_small" in figures:
+        small, big = figures["tasklist_small"], figures["tasklist_large"]
         figures["tasklist_growth"] = big["p95_ms"] / small["p95_ms"]
-        say(f"open-task page p95 grows {figures['tasklist_growth']:.2f}x from {args.small:,} to "
-            f"{args.large:,} tickets")
+        say(f"open-task page p95 grows {figures['tasklist_growth']:.2f}x from "
+            f"{small['tickets']:,} to {big['tickets']:,} tickets")
     for name, command in (("check", ["check", "--quiet"]), ("audit", ["audit", "verify"])):
         _, seconds, peak = run(env, str(BIN / "estafeta"), *command)
         figures[f"{name}_s"], figures[f"{name}_mib"] = seconds, peak
@@ -179,15 +206,18 @@ def main() -> None:
     parser.add_argument("--db", choices=["sqlite", "postgres", "all"], default="all")
     parser.add_argument("--create", type=int, default=3000, help="tickets per process")
     parser.add_argument("--close", type=int, default=2000, help="stages to close")
-    parser.add_argument("--small", type=int, default=10_000)
+    parser.add_argument("--small", type=int, default=10_000,
+                        help="size of a young large database's first task-list figure")
     parser.add_argument("--large", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=300, help="task-list samples")
     parser.add_argument("--quick", action="store_true", help="small sizes for a smoke run")
     parser.add_argument("--rates-only", action="store_true",
                         help="only creation and closing rates (no large database)")
     parser.add_argument("--large-only", action="store_true",
-                        help="keep the benchmark database of the last run, grow it to --large "
-                             "if needed and measure only the reads over it")
+                        help="skip the rates: only grow the kept database to --large and "
+                             "measure the reads over it")
+    parser.add_argument("--fresh-large", action="store_true",
+                        help="start the large database from empty instead of growing it")
     args = parser.parse_args()
     if args.quick:
         args.create, args.close, args.small, args.large, args.repeat = 300, 200, 2000, 5000, 50
