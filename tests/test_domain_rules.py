@@ -280,3 +280,10 @@ def test_payloads_must_be_plain_json() -> None:
         jsonable({"a": 1.5})
     with pytest.raises(ValueError, match="aware"):
         jsonable({"a": datetime(2026, 1, 1)})
+
+
+def test_turns_from_a_counter_visit_every_candidate_in_order() -> None:
+    from estafeta.domain.executors import in_turn
+
+    assert [in_turn([30, 10, 20], turn) for turn in range(1, 7)] == [10, 20, 30, 10, 20, 30]
+    assert in_turn([], 5) is None

@@ -8,12 +8,13 @@ rebuilds a table to alter it, which drops its triggers. ``estafeta check`` lists
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from typing import Any
 
 from django.apps import apps
 from django.db import connection as default_connection
-from django.db import models
+from django.db import models, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.backends.base.schema import BaseDatabaseSchemaEditor
 from django.db.migrations.operations.base import Operation
@@ -160,6 +161,33 @@ def is_postgres(using: BaseDatabaseWrapper | None = None) -> bool:
 
 def tables(names: Iterable[str]) -> str:
     return ", ".join(f'"{n}"' for n in names)
+
+
+# --- PostgreSQL sequences made on first use -----------------------------------------------------
+
+_known_sequences: set[str] = set()
+_SEQUENCE_NAME = re.compile(r"^estafeta_[a-z0-9_]{1,50}$")
+
+
+def sequence_next(name: str) -> int:
+    """``nextval`` of a PostgreSQL sequence, created on first use.
+
+    ``nextval`` never blocks and is never rolled back, so concurrent transactions never wait on
+    each other for it (ticket numbers, round-robin turns). The first user of a new sequence takes
+    an advisory lock so that concurrent first users create it once.
+    """
+    if not _SEQUENCE_NAME.match(name):  # it is interpolated below
+        raise ValueError(f"bad sequence name {name!r}")
+    with default_connection.cursor() as cursor:
+        if name not in _known_sequences:
+            cursor.execute("SELECT to_regclass(%s)", [name])
+            if cursor.fetchone()[0] is None:
+                cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [name])
+                cursor.execute(f'CREATE SEQUENCE IF NOT EXISTS "{name}"')
+            # Remember it only once committed: a rolled-back creation takes the sequence along.
+            transaction.on_commit(lambda: _known_sequences.add(name))
+        cursor.execute("SELECT nextval(%s)", [name])
+        return int(cursor.fetchone()[0])
 
 
 # --- inserts on hot paths -----------------------------------------------------------------------

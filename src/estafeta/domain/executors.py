@@ -33,6 +33,16 @@ def round_robin(candidate_ids: Sequence[int], last_id: int | None) -> int | None
     return ordered[0]
 
 
+def in_turn(candidate_ids: Sequence[int], turn: int) -> int | None:
+    """Round robin by a counter: the ``turn``-th candidate in id order (turns start at 1).
+
+    Consecutive turns visit every candidate in order; a counter never blocks, so concurrent
+    choices need no lock (PostgreSQL hands out turns with a sequence).
+    """
+    ordered = sorted(set(candidate_ids))
+    return ordered[(turn - 1) % len(ordered)] if ordered else None
+
+
 def least_loaded(loads: Mapping[int, int], last_id: int | None) -> int | None:
     """The candidate with fewest open tasks; ties go round robin after ``last_id``."""
     if not loads:

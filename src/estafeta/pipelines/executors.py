@@ -8,9 +8,10 @@ from django.db import connection
 
 from estafeta.accounts.models import Team, User
 from estafeta.accounts.selectors import available_members, hold_if_available, team_named
+from estafeta.core.db import sequence_next
 from estafeta.domain.codes import Role
 from estafeta.domain.errors import NoExecutorAvailable
-from estafeta.domain.executors import Candidate, choose
+from estafeta.domain.executors import Candidate, choose, in_turn
 from estafeta.domain.pipeline import ExecutorSpec
 
 from .models import Rotation
@@ -64,6 +65,14 @@ def _from_team(team_id: int, role: Role, strategy: str, at: datetime) -> User | 
     """Choose among the team's present members with the rotation row locked, so that
     concurrent choices queue and round robin stays exact."""
     key = f"team:{team_id}:{role}"
+    if strategy == "round_robin" and connection.vendor == "postgresql":
+        # Turns from a sequence: concurrent creations in one team never wait on each other
+        # (a locked rotation row would hold them in line until each one commits).
+        people = {u.pk: u for u in available_members(team_id, role, at, with_load=False)}
+        if not people:
+            return None
+        chosen = in_turn(list(people), sequence_next(f"estafeta_turn_{team_id}_{role}"))
+        return people[chosen] if chosen is not None else None
     rotation_id, last_user_id = _lock_rotation(key)
     people = {u.pk: u for u in available_members(team_id, role, at,
                                                  with_load=strategy == "least_loaded")}

@@ -10,12 +10,11 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from django.db import connection, transaction
+from django.db import connection
 from django.utils import timezone
 
+from estafeta.core.db import sequence_next
 from estafeta.domain.numbering import check_prefix, format_number
-
-_known_sequences: set[str] = set()
 
 
 def next_number(prefix: str, at: datetime) -> str:
@@ -29,19 +28,8 @@ def next_number(prefix: str, at: datetime) -> str:
 
 
 def _postgres_next(prefix: str, year: int) -> int:
-    # Safe to interpolate: check_prefix allows only [A-Z0-9], the year is an int.
-    name = f"estafeta_ticket_{prefix.lower()}_{year}"
-    with connection.cursor() as cursor:
-        if name not in _known_sequences:
-            cursor.execute("SELECT to_regclass(%s)", [name])
-            if cursor.fetchone()[0] is None:
-                # The first ticket of a year: creators queue on this lock, one creates.
-                cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [name])
-                cursor.execute(f'CREATE SEQUENCE IF NOT EXISTS "{name}"')
-            # Remember it only once committed: a rolled-back creation takes the sequence along.
-            transaction.on_commit(lambda: _known_sequences.add(name))
-        cursor.execute("SELECT nextval(%s)", [name])
-        return int(cursor.fetchone()[0])
+    # check_prefix allows only [A-Z0-9]: a valid sequence name.
+    return sequence_next(f"estafeta_ticket_{prefix.lower()}_{year}")
 
 
 def _sqlite_next(prefix: str, year: int) -> int:
