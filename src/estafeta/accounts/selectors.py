@@ -36,16 +36,15 @@ _PRESENT = """NOT EXISTS (SELECT 1 FROM accounts_absence a
                     AND a.cancelled_at IS NULL)"""
 
 
-def hold_if_available(user: User, at: datetime) -> bool:
-    """Is ``user`` active (now, in the database) and present at ``at``? If so, on PostgreSQL
-    the row is locked FOR SHARE until commit, like ``claim_users``, so the answer holds: a
-    concurrent deactivation waits and then hands over the work given here."""
+def hold_available(user_id: int, at: datetime) -> User | None:
+    """The user, read now, if active and present at ``at``; else None. On PostgreSQL the row
+    is locked FOR SHARE until commit, like ``claim_users``, so the answer holds: a concurrent
+    deactivation waits and then hands over the work given here."""
     lock = " FOR SHARE" if connection.vendor == "postgresql" else ""
     moment = connection.ops.adapt_datetimefield_value(at)
-    with connection.cursor() as cursor:
-        cursor.execute(f"SELECT u.id FROM accounts_user u WHERE u.id = %s AND u.is_active "
-                       f"AND {_PRESENT}{lock}", [user.pk, moment, moment])
-        return cursor.fetchone() is not None
+    found = list(User.objects.raw(f"SELECT u.* FROM accounts_user u WHERE u.id = %s AND "
+                                  f"u.is_active AND {_PRESENT}{lock}", [user_id, moment, moment]))
+    return found[0] if found else None
 
 
 def user_by_username(username: str) -> User:

@@ -7,7 +7,7 @@ from datetime import datetime
 from django.db import connection
 
 from estafeta.accounts.models import Team, User
-from estafeta.accounts.selectors import available_members, hold_if_available, team_named
+from estafeta.accounts.selectors import available_members, hold_available, team_named
 from estafeta.core.db import sequence_next
 from estafeta.domain.codes import Role
 from estafeta.domain.errors import NoExecutorAvailable
@@ -32,14 +32,16 @@ def _pick(rule: ExecutorSpec, owner: User | None, at: datetime, team_id: int | N
     transaction holds the only write lock) before it is returned."""
     fallback_team_id: int | None = owner.team_id if owner is not None else None
     if rule.rule == "keep_owner":
-        if owner is not None and hold_if_available(owner, at):
-            return owner
+        held = hold_available(owner.pk, at) if owner is not None else None
+        if held is not None:
+            return held
     elif rule.rule == "user":
-        named = User.objects.select_related("team").filter(username=rule.user).first()
+        named = User.objects.filter(username=rule.user).values_list("pk", "team_id").first()
         if named is not None:
-            if hold_if_available(named, at):
-                return named
-            fallback_team_id = named.team_id
+            held = hold_available(named[0], at)
+            if held is not None:
+                return held
+            fallback_team_id = named[1]
     else:
         if team_id is None and rule.team:  # a version loaded before teams were resolved
             named_team = team_named(rule.team)
@@ -51,10 +53,10 @@ def _pick(rule: ExecutorSpec, owner: User | None, at: datetime, team_id: int | N
                                 rule.strategy or "round_robin", at)
             if picked is not None:
                 return picked
-    team = (Team.objects.select_related("head").filter(pk=fallback_team_id).first()
-            if fallback_team_id is not None else None)
-    if team is not None and hold_if_available(team.head, at):
-        return team.head
+    team = Team.objects.filter(pk=fallback_team_id).first() if fallback_team_id else None
+    head = hold_available(team.head_id, at) if team is not None else None
+    if head is not None:
+        return head
     raise NoExecutorAvailable(
         "nobody can take this stage now: everyone it could go to is absent or deactivated",
         team=team.name if team else None,

@@ -167,7 +167,7 @@ def _task_authority(actor: User, ticket: Ticket, task: Task) -> bool:
     require_active(facts)
     if actor.pk == task.assignee_id:
         return False
-    if is_supervisor(facts, ticket_facts(ticket, _current_visit(ticket))):
+    if is_supervisor(facts, ticket_facts(ticket, _current_visit(ticket), assignees=False)):
         return True
     raise Forbidden("only the task's assignee or their head can do this", code="not_assignee")
 

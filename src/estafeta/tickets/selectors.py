@@ -21,13 +21,15 @@ def ticket_for_update(ticket: Ticket | int) -> Ticket:
     """Lock the ticket row: every change to a ticket is serialised here, so a stale request
     (two people closing the same stage) is detected after the lock, not lost."""
     pk = ticket.pk if isinstance(ticket, Ticket) else ticket
-    # Lock first, read after. A locking query with joins re-checks them against the rows it
-    # read before waiting, so a concurrent stage change would make it find no ticket at all;
-    # once the lock is held, the second statement reads the committed state.
-    if not list(Ticket.objects.select_for_update().filter(pk=pk).order_by()
-                .values_list("pk", flat=True)):
-        raise NotFound("there is no such ticket", code="unknown_ticket")
-    ticket = Ticket.objects.select_related("version").get(pk=pk)
+    try:
+        # Joining the version is safe under the lock: a ticket's version never changes. (A
+        # join on a column that does change, like the stage, would be re-checked against the
+        # joined row read before waiting, and a concurrent stage change would make the ticket
+        # vanish from the result: the stage comes from the cache instead.)
+        ticket = (Ticket.objects.select_for_update(of=("self",)).select_related("version")
+                  .order_by().get(pk=pk))
+    except Ticket.DoesNotExist:
+        raise NotFound("there is no such ticket", code="unknown_ticket") from None
     # The stage comes from the version's cached stage list (versions never change), which
     # saves a join on every change to a ticket; the rest loads when a service needs it.
     ticket.stage = next(s for s in ticket.version.stage_list if s.pk == ticket.stage_id)
@@ -63,13 +65,16 @@ def require_stage(ticket: Ticket, visit: StageVisit, stage_code: str) -> None:
             " reload and try again", code="stale_stage", current=visit.stage.code)
 
 
-def ticket_facts(ticket: Ticket, visit: StageVisit | None) -> TicketFacts:
+def ticket_facts(ticket: Ticket, visit: StageVisit | None, *,
+                 assignees: bool = True) -> TicketFacts:
+    """What the policy needs; ``assignees=False`` when only executors and heads matter (the
+    open tasks' assignees are one more query)."""
     executor = visit.executor if visit is not None else None
     teams = {ticket.team_id, executor.team_id if executor else None} - {None}
-    assignees = frozenset(ticket.tasks.filter(status=TaskStatus.OPEN)
-                          .values_list("assignee_id", flat=True))
+    holders = frozenset(ticket.tasks.filter(status=TaskStatus.OPEN)
+                        .values_list("assignee_id", flat=True)) if assignees else frozenset()
     return TicketFacts(ticket.owner_id, frozenset(t for t in teams if t is not None),
-                       executor.pk if executor else None, assignees)
+                       executor.pk if executor else None, holders)
 
 
 @dataclass(frozen=True)

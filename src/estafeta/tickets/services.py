@@ -315,7 +315,7 @@ def checklist_item_complete(
     now = clock.now()
     with transaction.atomic():
         ticket, visit = _lock_open(ticket, stage)
-        override = stage_authority(actor_facts(actor), ticket_facts(ticket, visit))
+        override = stage_authority(actor_facts(actor), ticket_facts(ticket, visit, assignees=False))
         items = list(visit.stage.items.all())  # prefetched with the cached version
         template = next((i for i in items if i.code == item), None)
         if template is None:
@@ -355,7 +355,7 @@ def stage_close(
     new_amount = _amount(amount)
     with transaction.atomic():
         ticket, visit = _lock_open(ticket, stage)
-        override = stage_authority(actor_facts(actor), ticket_facts(ticket, visit))
+        override = stage_authority(actor_facts(actor), ticket_facts(ticket, visit, assignees=False))
         move = plan_forward(ticket.version.stage_facts(), stage, to)
         entries = _entries(visit)
         require_checklist(visit.stage.item_facts(), entries)
@@ -398,7 +398,10 @@ def _executor_for(stage: Stage, ticket: Ticket, now: datetime) -> User:
     rule = stage.executor_rule
     if rule is None:  # pragma: no cover - validated pipelines always have one
         raise Conflict(f"stage {stage.code!r} has no executor rule", code="no_executor")
-    return executor_pick(rule=rule, owner=ticket.owner, at=now, team_id=stage.executor_team_id)
+    # Only the owner's id and the ticket's team are needed: executor_pick reads the person it
+    # chooses afresh (and holds them), so the owner is not loaded twice.
+    owner = User(pk=ticket.owner_id, team_id=ticket.team_id)
+    return executor_pick(rule=rule, owner=owner, at=now, team_id=stage.executor_team_id)
 
 
 def _first_task(ticket: Ticket, visit: StageVisit, stage: Stage, executor: User,
@@ -418,7 +421,7 @@ def stage_return(*, actor: User, ticket: Ticket, stage: str, to: str, reason: st
     now = clock.now()
     with transaction.atomic():
         ticket, visit = _lock_open(ticket, stage)
-        supervisor_only(actor_facts(actor), ticket_facts(ticket, visit),
+        supervisor_only(actor_facts(actor), ticket_facts(ticket, visit, assignees=False),
                         "return a ticket to an earlier stage")
         move = plan_return(ticket.version.stage_facts(), stage, to)
         snapshot = _snapshot_payload(_close_visit(visit, actor, now, True))
@@ -445,7 +448,8 @@ def ticket_close_lost(*, actor: User, ticket: Ticket, reason: str, note: str = "
     now = clock.now()
     with transaction.atomic():
         ticket, visit = _lock_open(ticket)
-        override = outcome_authority(actor_facts(actor), ticket_facts(ticket, visit))
+        override = outcome_authority(actor_facts(actor),
+                                     ticket_facts(ticket, visit, assignees=False))
         lost_reason = lost_reason_for(ticket.pipeline_id, reason)
         at_stage = visit.stage.code
         snapshot = _snapshot_payload(_close_visit(visit, actor, now, override))
@@ -475,7 +479,8 @@ def ticket_void(*, actor: User, ticket: Ticket, reason: str,
     now = clock.now()
     with transaction.atomic():
         ticket, visit = _lock_open(ticket)
-        override = outcome_authority(actor_facts(actor), ticket_facts(ticket, visit))
+        override = outcome_authority(actor_facts(actor),
+                                     ticket_facts(ticket, visit, assignees=False))
         original = None
         if duplicate_of:
             try:
@@ -507,7 +512,8 @@ def ticket_reopen(*, actor: User, ticket: Ticket, reason: str, to: str | None = 
         ticket = ticket_for_update(ticket)
         if ticket.is_open:
             raise Conflict(f"{ticket.number} is open", code="ticket_open")
-        supervisor_only(actor_facts(actor), ticket_facts(ticket, None), "reopen a ticket")
+        supervisor_only(actor_facts(actor), ticket_facts(ticket, None, assignees=False),
+                        "reopen a ticket")
         if to is None:
             last_open = (StageVisit.objects.filter(ticket=ticket, stage__semantic="open")
                          .order_by("-seq").select_related("stage").first())
@@ -545,7 +551,8 @@ def ticket_reassign(*, actor: User, ticket: Ticket, owner: User, reason: str = "
     now = clock.now()
     with transaction.atomic():
         ticket, visit = _lock_open(ticket)
-        supervisor_only(actor_facts(actor), ticket_facts(ticket, visit), "reassign a ticket")
+        supervisor_only(actor_facts(actor), ticket_facts(ticket, visit, assignees=False),
+                        "reassign a ticket")
         if owner.pk == ticket.owner_id:
             raise BadInput(f"{ticket.number} is already {owner.username}'s", code="no_change")
         claim_users([owner])
