@@ -147,3 +147,21 @@ def test_a_team_is_renamed_with_an_event(world: World) -> None:
             "team_exists")
     event = Event.objects.filter(stream=team.stream).order_by("-seq").first()
     assert event is not None and event.payload["changes"]["name"] == ["Sales", "Розничные продажи"]
+
+
+def test_people_change_their_own_language_and_password(world: World) -> None:
+    acc.user_set_own_language(actor=world.ann, language="en")
+    world.ann.refresh_from_db()
+    assert world.ann.language == "en"
+    refused(lambda: acc.user_set_own_language(actor=world.ann, language="de"), "bad_language")
+    refused(lambda: acc.user_change_own_password(actor=world.ann, old_password="nope",
+                                                 new_password="Another-pass-2026"),
+            "wrong_password")
+    refused(lambda: acc.user_change_own_password(actor=world.ann, old_password=PASSWORD,
+                                                 new_password="123"), "weak_password")
+    user = acc.user_change_own_password(actor=world.ann, old_password=PASSWORD,
+                                        new_password="Another-pass-2026")
+    assert user.check_password("Another-pass-2026")
+    kinds = [e.payload for e in Event.objects.filter(stream=world.ann.stream).order_by("seq")]
+    assert kinds[-2:] == [{"changes": {"language": ["ru", "en"]}},
+                          {"changes": {"password": ["*", "*"]}}]

@@ -1,6 +1,5 @@
 from django.contrib import admin
-from django.urls import path
-from django.views.generic import RedirectView
+from django.urls import include, path
 
 admin.site.site_header = "Estafeta"
 admin.site.site_title = "Estafeta"
@@ -10,5 +9,6 @@ admin.site.disable_action("delete_selected")
 
 urlpatterns = [
     path("admin/", admin.site.urls),
-    path("", RedirectView.as_view(url="/admin/", permanent=False)),
+    path("api/v1/", include("estafeta.api.urls")),
+    path("", include("estafeta.web.urls")),
 ]

@@ -173,6 +173,41 @@ def user_set_password(*, actor: User | None, user: User, password: str) -> None:
                      payload={"changes": {"password": ["*", "*"]}})
 
 
+def user_set_own_language(*, actor: User, language: str) -> User:
+    """Anyone switches their own interface language (ru or en)."""
+    require_active(actor_facts(actor))
+    if language not in {"ru", "en"}:
+        raise BadInput("the language must be ru or en", code="bad_language")
+    with transaction.atomic():
+        user = User.objects.select_for_update().get(pk=actor.pk)
+        if user.language == language:
+            return user
+        old, user.language = user.language, language
+        user.save(update_fields=["language"])
+        event_record(stream=user.stream, type=EventType.USER_UPDATED, actor=actor,
+                     payload={"changes": {"language": [old, language]}})
+    return user
+
+
+def user_change_own_password(*, actor: User, old_password: str, new_password: str) -> User:
+    """Anyone changes their own password, proving the old one first."""
+    require_active(actor_facts(actor))
+    if not actor.check_password(old_password):
+        raise BadInput("the current password is not right", code="wrong_password")
+    try:
+        validate_password(new_password, actor)
+    except ValidationError as exc:
+        raise BadInput("the password is too weak: " + " ".join(exc.messages),
+                       code="weak_password") from None
+    with transaction.atomic():
+        user = User.objects.select_for_update().get(pk=actor.pk)
+        user.set_password(new_password)
+        user.save(update_fields=["password"])
+        event_record(stream=user.stream, type=EventType.USER_UPDATED, actor=actor,
+                     payload={"changes": {"password": ["*", "*"]}})
+    return user
+
+
 @dataclass(frozen=True)
 class Handover:
     successor: User

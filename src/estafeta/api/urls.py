@@ -1,0 +1,6 @@
+"""REST API v1."""
+
+
+app_name = "api"
+
+urlpatterns: list[object] = []

@@ -1,0 +1,64 @@
+"""Who may see which tickets: the one choke point every interface goes through.
+
+- seller: the tickets they own and those where they hold (or held) a task;
+- head of sales: those, and every ticket of the teams they head;
+- director: every ticket (read-mostly: the services decide what they may change);
+- operator: the tickets they created (and any they hold a task on);
+- admin: configuration only; tickets are not theirs to see (the Django admin, for
+  superusers, is the exception and is read-only).
+
+``access_ticket`` answers "not found" the same way for a ticket that does not exist and for one
+the person may not see, so that numbers cannot be probed.
+"""
+
+from __future__ import annotations
+
+from django.db.models import Q, QuerySet
+
+from estafeta.accounts.models import User
+from estafeta.accounts.selectors import actor_facts
+from estafeta.domain.codes import Role
+from estafeta.domain.errors import NotFound
+from estafeta.domain.numbering import parse_number
+from estafeta.tasks.models import Task
+
+from .models import Ticket
+
+
+def tickets_visible_to(user: User) -> QuerySet[Ticket]:
+    """Every ticket ``user`` may see (an empty set for the inactive and the anonymous)."""
+    if not getattr(user, "is_active", False) or not getattr(user, "pk", None):
+        return Ticket.objects.none()
+    role = Role(user.role)
+    if role is Role.DIRECTOR:
+        return Ticket.objects.all()
+    if role is Role.ADMIN:
+        return Ticket.objects.none()
+    worked = Task.objects.filter(assignee=user).values("ticket_id")
+    q = Q(owner=user) | Q(pk__in=worked)
+    if role is Role.HEAD:
+        headed = actor_facts(user).headed_team_ids
+        if headed:
+            q |= Q(team_id__in=headed)
+    if role is Role.OPERATOR:
+        q |= Q(created_by=user)
+    return Ticket.objects.filter(q)
+
+
+def can_see(user: User, ticket: Ticket) -> bool:
+    return tickets_visible_to(user).filter(pk=ticket.pk).exists()
+
+
+def access_ticket(user: User, number: str) -> Ticket:
+    """The ticket ``number`` if ``user`` may see it; ``NotFound`` otherwise, worded the same
+    whether it is missing or someone else's. What the person may then *do* with it, the
+    services decide (and refuse with ``Forbidden``)."""
+    parsed = parse_number(number or "")
+    if parsed is None:
+        raise NotFound(f"there is no ticket {number!r}", code="unknown_ticket")
+    normal = (number or "").strip().upper()
+    ticket = (tickets_visible_to(user).select_related("stage", "pipeline", "owner", "client")
+              .filter(number=normal).first())
+    if ticket is None:
+        raise NotFound(f"there is no ticket {normal}", code="unknown_ticket")
+    return ticket
