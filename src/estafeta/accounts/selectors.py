@@ -6,6 +6,7 @@ from collections.abc import Iterable
 from datetime import datetime
 
 from django.db import connection
+from django.db.models import Count, Q, QuerySet
 
 from estafeta.domain.codes import Role
 from estafeta.domain.errors import NotFound
@@ -106,3 +107,58 @@ def available_members(team_id: int, role: str, at: datetime, *,
             cursor.execute("SELECT id FROM accounts_user WHERE id = ANY(%s) ORDER BY id "
                            "FOR SHARE", [[p.pk for p in people]])
     return people
+
+
+# --- lists for the web interface --------------------------------------------------------------
+
+
+def users_search(text: str = "", *, active: bool | None = None) -> QuerySet[User]:
+    """People by username, name or email (any part), with their team; by username."""
+    qs = User.objects.select_related("team").order_by("username")
+    text = " ".join((text or "").split())[:150]
+    if text:
+        qs = qs.filter(Q(username__icontains=text) | Q(first_name__icontains=text)
+                       | Q(last_name__icontains=text) | Q(email__icontains=text))
+    if active is not None:
+        qs = qs.filter(is_active=active)
+    return qs
+
+
+def people_for_work(team_ids: Iterable[int] | None = None) -> QuerySet[User]:
+    """Active sellers and heads (who can own tickets and hold tasks), optionally of some teams."""
+    qs = (User.objects.filter(is_active=True, role__in=[Role.SELLER, Role.HEAD])
+          .select_related("team").order_by("team__name", "last_name", "username"))
+    if team_ids is not None:
+        qs = qs.filter(team_id__in=list(team_ids))
+    return qs
+
+
+def teams_search(text: str = "") -> QuerySet[Team]:
+    """Teams with their head and the number of active members."""
+    qs = (Team.objects.select_related("head")
+          .annotate(members_count=Count("members", filter=Q(members__is_active=True)))
+          .order_by("name"))
+    text = " ".join((text or "").split())[:100]
+    if text:
+        qs = qs.filter(name__icontains=text)
+    return qs
+
+
+def team_members(team_ids: Iterable[int]) -> list[User]:
+    """Active people of these teams (heads included), by name."""
+    return list(User.objects.filter(team_id__in=list(team_ids), is_active=True)
+                .exclude(role=Role.ADMIN).select_related("team")
+                .order_by("team__name", "last_name", "first_name", "username"))
+
+
+def absences_search(text: str = "", *, current_from: datetime | None = None
+                    ) -> QuerySet[Absence]:
+    """Absences, latest first; ``current_from``: only those not ended by then."""
+    qs = Absence.objects.select_related("user").order_by("-starts_at", "-pk")
+    text = " ".join((text or "").split())[:150]
+    if text:
+        qs = qs.filter(Q(user__username__icontains=text) | Q(user__last_name__icontains=text)
+                       | Q(user__first_name__icontains=text))
+    if current_from is not None:
+        qs = qs.filter(ends_at__gt=current_from)
+    return qs

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.db import connection
+from django.db.models import Count, Q, QuerySet
 
 from estafeta.domain.errors import BadInput, NotFound
 
@@ -51,3 +52,42 @@ def lost_reason_for(pipeline_id: int, code: str) -> LostReason:
         raise BadInput(f"{code!r} is not a lost reason here; use one of: {', '.join(valid)}",
                        code="unknown_lost_reason", valid=valid)
     return reason
+
+
+def pipelines_search(text: str = "") -> QuerySet[Pipeline]:
+    """Pipelines with their current version and the number of versions and open tickets."""
+    qs = (Pipeline.objects.select_related("current_version")
+          .annotate(versions_count=Count("versions", distinct=True))
+          .order_by("name"))
+    text = " ".join((text or "").split())[:200]
+    if text:
+        qs = qs.filter(Q(code__icontains=text) | Q(name__icontains=text))
+    return qs
+
+
+def pipeline_versions(pipeline: Pipeline) -> QuerySet[PipelineVersion]:
+    return (pipeline.versions.select_related("created_by")
+            .only("number", "digest", "created_at", "pipeline_id", "created_by__username")
+            .order_by("-number"))
+
+
+def lost_reasons_search(text: str = "") -> QuerySet[LostReason]:
+    qs = LostReason.objects.select_related("pipeline").order_by("pipeline__name", "title")
+    text = " ".join((text or "").split())[:200]
+    if text:
+        qs = qs.filter(Q(code__icontains=text) | Q(title__icontains=text))
+    return qs
+
+
+def lost_reasons_usable(pipeline_id: int) -> list[LostReason]:
+    """The active reasons a ticket of this pipeline can be lost with (its own, then global);
+    a pipeline's own reason hides a global one with the same code."""
+    reasons = list(LostReason.objects.filter(Q(pipeline_id=pipeline_id) | Q(pipeline__isnull=True),
+                                             is_active=True).order_by("title"))
+    own = {r.code for r in reasons if r.pipeline_id is not None}
+    return [r for r in reasons if r.pipeline_id is not None or r.code not in own]
+
+
+def pipelines_accepting() -> QuerySet[Pipeline]:
+    """Pipelines a new ticket can be registered in."""
+    return Pipeline.objects.filter(is_active=True, current_version__isnull=False).order_by("name")

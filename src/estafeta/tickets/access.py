@@ -7,6 +7,8 @@
 - admin: configuration only; tickets are not theirs to see (the Django admin, for
   superusers, is the exception and is read-only).
 
+Tasks are seen with their ticket (``access_task``); client cards by ``clients_visible_to``.
+
 ``access_ticket`` answers "not found" the same way for a ticket that does not exist and for one
 the person may not see, so that numbers cannot be probed.
 """
@@ -17,6 +19,7 @@ from django.db.models import Q, QuerySet
 
 from estafeta.accounts.models import User
 from estafeta.accounts.selectors import actor_facts
+from estafeta.clients.models import Client
 from estafeta.domain.codes import Role
 from estafeta.domain.errors import NotFound
 from estafeta.domain.numbering import parse_number
@@ -62,3 +65,41 @@ def access_ticket(user: User, number: str) -> Ticket:
     if ticket is None:
         raise NotFound(f"there is no ticket {normal}", code="unknown_ticket")
     return ticket
+
+
+# Ids from a URL or a body reach the database as 64-bit integers; larger ones match nothing.
+_MAX_ID = 2**63 - 1
+
+
+def access_task(user: User, task_id: int) -> Task:
+    """The task ``task_id`` if ``user`` may see its ticket; ``NotFound`` otherwise, the same
+    for a missing task and for one on a ticket the person may not see."""
+    task = None
+    if 0 < task_id <= _MAX_ID:
+        task = (Task.objects.select_related("ticket", "assignee")
+                .filter(pk=task_id, ticket__in=tickets_visible_to(user)).first())
+    if task is None:
+        raise NotFound(f"there is no task {task_id}", code="unknown_task")
+    return task
+
+
+def clients_visible_to(user: User) -> QuerySet[Client]:
+    """Clients whose card ``user`` may open: directors and admins (erasure requests) every
+    client; others those they registered or that have a ticket they may see. Finding a client
+    by phone or email before registering a request is a search, not this."""
+    if not getattr(user, "is_active", False) or not getattr(user, "pk", None):
+        return Client.objects.none()
+    if Role(user.role) in (Role.DIRECTOR, Role.ADMIN):
+        return Client.objects.all()
+    tickets = tickets_visible_to(user).values("client_id")
+    return Client.objects.filter(Q(created_by=user) | Q(pk__in=tickets))
+
+
+def access_client(user: User, client_id: int) -> Client:
+    """The client ``client_id`` if ``user`` may open it; ``NotFound`` alike otherwise."""
+    client = None
+    if 0 < client_id <= _MAX_ID:
+        client = clients_visible_to(user).filter(pk=client_id).first()
+    if client is None:
+        raise NotFound(f"there is no client {client_id}", code="unknown_client")
+    return client

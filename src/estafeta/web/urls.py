@@ -1,10 +1,19 @@
-"""The people's web interface (server-rendered)."""
+"""The people's web interface (server-rendered; htmx for partial updates).
 
-from django.urls import path
-from django.views.generic import RedirectView
+One module per area under ``pages/``; ``lists`` comes before ``tickets`` so that
+``tickets/new/`` is not read as a ticket number.
+"""
+
+from .pages import admin, auth, board, lists, team, tickets, todo
 
 app_name = "web"
 
 urlpatterns = [
-    path("", RedirectView.as_view(url="/admin/", permanent=False), name="home"),
+    *auth.urlpatterns,
+    *todo.urlpatterns,
+    *lists.urlpatterns,
+    *tickets.urlpatterns,
+    *board.urlpatterns,
+    *team.urlpatterns,
+    *admin.urlpatterns,
 ]
