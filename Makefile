@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 export ESTAFETA_DATA_DIR ?= $(CURDIR)/var
 
-.PHONY: demo serve test lint check bench screenshots constraints clean
+.PHONY: demo serve test lint check bench browser screenshots constraints clean
 
 $(BIN)/estafeta: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -19,15 +19,23 @@ demo: $(BIN)/estafeta
 serve: $(BIN)/estafeta
 	$(BIN)/estafeta serve
 
+## browser: Debian's Chromium for the browser tests (installed once, with apt-get)
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  echo "installing Debian's chromium for the browser tests"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get install -y -qq --no-install-recommends chromium \
+	  || { $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq --no-install-recommends chromium; }; }
+
 ## test: install and run the whole test suite (SQLite; PostgreSQL when DATABASE_URL is set)
-test: $(BIN)/estafeta
+test: $(BIN)/estafeta browser
 	@$(BIN)/pytest $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: that is a failure" >&2; exit 1; fi; \
 	exit $$rc
 
 ## lint: ruff, mypy, the import contract (pure domain) and missing migrations
 lint: $(BIN)/estafeta
-	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff check src tests bench scripts
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 	$(BIN)/estafeta makemigrations --check --dry-run
@@ -35,6 +43,10 @@ lint: $(BIN)/estafeta
 ## bench: the core benchmarks (see bench/README.md for sizes and databases)
 bench: $(BIN)/estafeta
 	$(BIN)/python bench/core.py
+
+## screenshots: pictures of the main pages for the README (docs/screenshots/)
+screenshots: $(BIN)/estafeta browser
+	$(BIN)/python scripts/screenshots.py
 
 constraints:
 	rm -rf /tmp/estafeta-constraints && $(PYTHON) -m venv /tmp/estafeta-constraints
