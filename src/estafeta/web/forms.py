@@ -64,6 +64,10 @@ class MoneyField(forms.CharField):
             raise ValidationError(_("Enter an amount, like 1 250 000 or 99.50 (not negative, at "
                                     "most two decimals)."), code="invalid") from None
 
+    def run_validators(self, value: Any) -> None:
+        # CharField's length validator measures text; the cleaned value is a Decimal.
+        super().run_validators(None if value is None else str(value))
+
 
 class DecimalTextField(forms.CharField):
     """A number as people write it (``12``, ``12,5``); cleans to the stored text."""
