@@ -25,6 +25,8 @@ from .factories import World
 
 def signed_in(user: User, *, csrf: bool = False) -> HttpClient:
     http = HttpClient(enforce_csrf_checks=csrf)
+    # These tests read the English texts (a plain update: no event to count).
+    User.objects.filter(pk=user.pk).update(language="en")
     http.force_login(user)
     return http
 
@@ -203,3 +205,11 @@ def test_the_board_makes_the_same_number_of_queries_for_few_and_many_cards(world
             world.fill_new(ticket)
             stage_close(actor=ticket.owner, ticket=ticket, stage="new")
     assert count() == few
+
+
+def test_a_long_column_shows_its_first_cards_and_links_to_the_rest(world: World) -> None:
+    tickets = [world.ticket(owner=world.ann) for _ in range(32)]
+    html = signed_in(world.ann).get("/board/").content.decode()
+    assert len(cards(html, tickets)) == 30
+    assert cards(html, tickets[:30]) == {t.number for t in tickets[:30]}  # longest waiting first
+    assert "?pipeline=sales&amp;stage=new&amp;status=open" in html

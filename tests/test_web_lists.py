@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from django.contrib.messages import get_messages
 from django.db import connection
@@ -9,8 +11,10 @@ from django.test import Client as HttpClient
 from django.test.utils import CaptureQueriesContext
 
 from estafeta.accounts.models import User
+from estafeta.accounts.services import absence_add
 from estafeta.clients.models import Client
 from estafeta.clients.services import client_create
+from estafeta.core import clock
 from estafeta.history.models import Event
 from estafeta.tickets.models import Ticket
 from estafeta.tickets.services import stage_close
@@ -20,6 +24,8 @@ from .factories import World
 
 def signed_in(user: User, *, csrf: bool = False) -> HttpClient:
     http = HttpClient(enforce_csrf_checks=csrf)
+    # These tests read the English texts (a plain update: no event to count).
+    User.objects.filter(pk=user.pk).update(language="en")
     http.force_login(user)
     return http
 
@@ -275,3 +281,15 @@ def test_html_in_the_warning_is_shown_as_text(world: World) -> None:
     client_create(actor=world.operator, name="<b onmouseover=x>Bold</b>", phones=["+79035554433"])
     html = signed_in(world.operator).post("/tickets/new/", _new()).content.decode()
     assert "<b onmouseover" not in html and "&lt;b onmouseover=x&gt;Bold&lt;/b&gt;" in html
+
+
+def test_when_nobody_can_take_the_ticket_neither_it_nor_the_new_client_is_made(
+        world: World) -> None:
+    for person in (world.ann, world.bob, world.head):  # the head stands in for the sellers
+        absence_add(actor=None, user=person, starts_at=clock.now() - timedelta(hours=1),
+                    ends_at=clock.now() + timedelta(days=3))
+    before = _counts()
+    response = signed_in(world.operator).post("/tickets/new/", _new())
+    assert response.status_code == 409
+    assert "Nobody can take this work now" in response.content.decode()
+    assert _counts() == before

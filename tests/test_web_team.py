@@ -19,6 +19,8 @@ from .factories import World, make_user
 
 def signed_in(user: User) -> HttpClient:
     http = HttpClient()
+    # These tests read the English texts (a plain update: no event to count).
+    User.objects.filter(pk=user.pk).update(language="en")
     http.force_login(user)
     return http
 
