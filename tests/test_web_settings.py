@@ -55,6 +55,7 @@ def pages(world: World) -> list[str]:
         "/settings/teams/", f"/settings/teams/{world.sales.pk}/",
         "/settings/absences/", "/settings/absences/?all=1",
         "/settings/pipelines/", "/settings/pipelines/import/", "/settings/pipelines/guide/",
+        "/settings/pipelines/import/?from=sales", "/settings/pipelines/import/?from=nope",
         "/settings/pipeline/sales/", "/settings/pipeline/sales/v1/",
         "/settings/pipeline/sales/v1/export/",
         "/settings/lost-reasons/",
@@ -375,6 +376,13 @@ def test_import_pasted_yaml_makes_a_new_version_and_running_tickets_keep_theirs(
     ticket.refresh_from_db()
     assert ticket.version.number == 1
     assert "version 2" in admin.get(response["Location"]).content.decode()
+
+
+def test_editing_in_the_page_starts_from_the_current_definition(world: World,
+                                                                 admin: HttpClient) -> None:
+    page = admin.get("/settings/pipelines/import/?from=sales").content.decode()
+    assert escape(pipeline_dump("sales")) in page
+    assert "Skip to content" in admin.get("/settings/pipelines/import/?from=nope").content.decode()
 
 
 def test_importing_the_current_definition_changes_nothing(world: World,

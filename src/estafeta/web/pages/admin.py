@@ -18,7 +18,7 @@ from django import forms
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.urls import path, reverse
+from django.urls import path
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
@@ -538,10 +538,17 @@ def _source(form: PipelineYamlForm) -> str:
 @admin_only
 @read_or_post
 def pipeline_import(request: HttpRequest) -> HttpResponse:
-    form = PipelineYamlForm(request.POST or None, request.FILES or None)
-    context: dict[str, Any] = {"form": form, "guide": reverse("web:settings_pipeline_guide")}
     if request.method != "POST":
-        return _page(request, "import.html", context)
+        # ``?from=CODE``: start from the pipeline's current definition, edited in the page.
+        code = (request.GET.get("from") or "")[:40]
+        try:
+            initial = {"text": pipeline_dump(code)} if code else {}
+        except EstafetaError:
+            initial = {}
+        return _page(request, "import.html", {"form": PipelineYamlForm(initial=initial),
+                                              "from": code if initial else ""})
+    form = PipelineYamlForm(request.POST, request.FILES or None)
+    context: dict[str, Any] = {"form": form}
     if not form.is_valid():
         return _page(request, "import.html", context, status=400)
     try:
