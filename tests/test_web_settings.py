@@ -13,7 +13,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
 from django.test import Client as HttpClient
 from django.test.utils import CaptureQueriesContext
-from django.urls import URLPattern, reverse
+from django.urls import URLPattern, resolve, reverse
 
 from estafeta.accounts.models import Absence, Team, User
 from estafeta.accounts.services import absence_add, team_create, user_deactivate, user_update
@@ -111,6 +111,12 @@ def test_every_other_role_gets_the_forbidden_page_and_changes_nothing(world: Wor
     for url in writes(world):
         response = unchanged(partial(http.post, url, {"active": "0", "name": "X"}))
         assert response.status_code == 403, url
+
+
+def test_the_matrix_covers_every_settings_address(world: World) -> None:
+    covered = {resolve(url.split("?")[0]).url_name for url in [*pages(world), *writes(world)]}
+    names = {p.name for p in settings_pages.urlpatterns if isinstance(p, URLPattern)}
+    assert covered == names
 
 
 def test_an_anonymous_visitor_is_sent_to_sign_in(world: World) -> None:
