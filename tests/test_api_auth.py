@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from pathlib import Path
+
 import pytest
 import yaml
+from django.core.cache import cache
+from django.core.management import call_command
 from django.test import Client as BrowserClient
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
@@ -14,6 +19,13 @@ from . import factories
 from .factories import World
 
 pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def _fresh_throttle() -> Iterator[None]:
+    cache.clear()  # the token endpoint counts attempts per address in the cache
+    yield
+    cache.clear()
 
 
 def test_token_issue_use_and_revoke(world: World) -> None:
@@ -61,13 +73,8 @@ def test_session_writes_need_csrf(world: World) -> None:
     assert not Ticket.objects.exists()
     # Reads need no token; a write with the cookie's token goes through.
     assert browser.get("/api/v1/tickets/").status_code == 200
-    browser.get("/api/v1/users/me/")
-    csrf = browser.cookies.get("csrftoken")
-    if csrf is None:  # the API does not set the cookie itself: the UI's pages do
-        from django.middleware.csrf import _get_new_csrf_string
-
-        browser.cookies["csrftoken"] = _get_new_csrf_string()
-        csrf = browser.cookies["csrftoken"]
+    browser.get("/api/v1/users/me/", HTTP_ACCEPT="text/html")  # the browsable API's form
+    csrf = browser.cookies["csrftoken"]
     r = browser.post("/api/v1/tickets/", body, content_type="application/json",
                      HTTP_X_CSRFTOKEN=csrf.value)
     assert r.status_code == 201, r.content
@@ -118,3 +125,20 @@ def test_unknown_paths_and_malformed_bodies(world: World) -> None:
     r = client.get("/api/v1/tasks/", {"offset": -1})
     assert r.status_code == 400
     assert not Ticket.objects.exists()
+
+
+def test_password_guessing_is_throttled(world: World) -> None:
+    anon = APIClient()
+    statuses = [anon.post("/api/v1/auth/token/", {"username": "ann", "password": f"guess{i}"},
+                          format="json").status_code for i in range(21)]
+    assert statuses[:20] == [400] * 20
+    r = anon.post("/api/v1/auth/token/", {"username": "ann", "password": factories.PASSWORD},
+                  format="json")
+    assert r.status_code == 429 and r.json()["code"] == "throttled"
+    assert int(r["Retry-After"]) > 0
+
+
+def test_schema_generates_without_warnings(tmp_path: Path) -> None:
+    out = tmp_path / "schema.yaml"
+    call_command("spectacular", "--validate", "--fail-on-warn", "--file", str(out))
+    assert yaml.safe_load(out.read_text())["openapi"].startswith("3.")

@@ -334,6 +334,12 @@ def test_won_lost_void_reopen_reassign(world: World) -> None:
     r = head.post(url + "reassign/", {"owner": world.bob.pk, "reason": "holiday"},
                   format="json")
     assert r.status_code == 200 and r.json()["owner"]["username"] == "bob"
+    # A head may give a ticket to another team: the answer still shows the result.
+    other = world.ticket(owner=world.ann)
+    r = head.post(f"/api/v1/tickets/{other.number}/reassign/", {"owner": world.olga.pk},
+                  format="json")
+    assert r.status_code == 200 and r.json()["owner"]["username"] == "olga"
+    error(head.get(f"/api/v1/tickets/{other.number}/"), 404)
     bob = api(world.bob)
     error(bob.post(url + "lost/", {"reason": "weather"}, format="json"), 400)
     r = bob.post(url + "lost/", {"reason": "price", "note": "too dear"}, format="json")

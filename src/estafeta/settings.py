@@ -210,6 +210,17 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Tickets, stages, tasks and history of a sales department.",
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
+    # Several API fields share a name ("kind", "status", "outcome"): name their enums.
+    "ENUM_NAME_OVERRIDES": {
+        "TicketStatusEnum": "estafeta.api.schema.TICKET_STATUS",
+        "TaskStatusEnum": "estafeta.api.schema.TASK_STATUS",
+        "TaskKindEnum": "estafeta.api.schema.TASK_KIND",
+        "TaskResultEnum": "estafeta.api.schema.TASK_RESULT",
+        "ActivityKindEnum": "estafeta.api.schema.ACTIVITY_KIND",
+        "ActivityOutcomeEnum": "estafeta.api.schema.ACTIVITY_OUTCOME",
+        "DocumentKindEnum": "estafeta.api.schema.DOCUMENT_KIND",
+        "ClientKindEnum": "estafeta.api.schema.CLIENT_KIND",
+    },
 }
 
 LOGGING = {

@@ -18,6 +18,7 @@ from rest_framework.authentication import SessionAuthentication, TokenAuthentica
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.throttling import AnonRateThrottle
 from rest_framework.views import APIView
 
 from estafeta.accounts.models import User
@@ -115,9 +116,17 @@ def _page(view: APIView, request: Request, qs: QuerySet[Any] | list[Any],
     return paginator.get_paginated_response(serializer_class(rows, many=True).data)
 
 
-def _ticket_out(user: User, number: str) -> dict[str, Any]:
-    """The ticket as the person sees it now, with its checklist and open tasks."""
-    ticket = access_ticket(user, number)
+def _ticket_out(user: User, number: str, *, acted: Ticket | None = None) -> dict[str, Any]:
+    """The ticket as the person sees it now, with its checklist and open tasks. After an
+    action (``acted``) the result is shown even if the person no longer sees the ticket (a
+    head who gave it to another team): they were allowed to do what they just did."""
+    try:
+        ticket = access_ticket(user, number)
+    except NotFound:
+        if acted is None:
+            raise
+        ticket = (Ticket.objects.select_related("stage", "pipeline", "owner", "client")
+                  .get(pk=acted.pk))
     checklist: list[dict[str, Any]] = []
     if ticket.status == TicketStatus.OPEN:
         visit = ticket.visits.filter(closed_at__isnull=True).first()
@@ -139,11 +148,19 @@ def _ticket_out(user: User, number: str) -> dict[str, Any]:
 # --- authentication ------------------------------------------------------------------------
 
 
+class TokenThrottle(AnonRateThrottle):
+    """Password guessing through the token endpoint: a few tries a minute per address."""
+
+    scope = "token"
+    rate = "20/min"
+
+
 class TokenView(APIView):
     """Exchange a username and password for the person's API token."""
 
     authentication_classes: list[Any] = []
     permission_classes = [AllowAny]
+    throttle_classes = [TokenThrottle]
 
     @extend_schema(request=s.TokenRequestSerializer, responses={200: s.TokenSerializer,
                                                                 400: ErrorSerializer},
@@ -281,7 +298,7 @@ class TicketActionView(ApiView):
         ticket = access_ticket(self.person, number)
         data = _valid(self.input, request.data)
         self.act(self.person, ticket, data)
-        return Response(_ticket_out(self.person, ticket.number))
+        return Response(_ticket_out(self.person, ticket.number, acted=ticket))
 
 
 def _action(request_serializer: type[drf.Serializer], summary: str) -> Any:
