@@ -169,6 +169,9 @@ def test_a_stale_stage_is_refused_as_a_conflict(world: World, ticket: Ticket) ->
 def test_closing_a_stage_explains_what_is_missing(world: World, ticket: Ticket) -> None:
     http = signed_in(world.ann)
     checklist_item_complete(actor=world.ann, ticket=ticket, stage="new", item="contacted")
+    page = http.get(url(ticket)).content.decode()
+    assert "Still to do before the stage closes: What the client needs" in page
+    assert "close-amount" not in page  # only when the move can win
     html = refused_post(http, url(ticket, "close"), {"stage": "new"}, 400,
                         "Required items not done: What the client needs.")
     assert "Client contacted;" not in html
@@ -426,3 +429,22 @@ def test_a_task_of_a_seller_makes_the_ticket_visible_to_them(world: World,
     task_plan(actor=world.ann, ticket=ticket, draft=draft("Bob helps", assignee=world.bob))
     assert signed_in(world.bob).get(url(ticket)).status_code == 200
     assert Task.objects.filter(ticket=ticket).count() == 2
+
+
+def test_checklist_items_of_a_closed_ticket_are_refused(world: World, ticket: Ticket) -> None:
+    ticket_close_lost(actor=world.ann, ticket=ticket, reason="price")
+    refused_post(signed_in(world.head), url(ticket, "items/contacted"), {"stage": "new"}, 409,
+                 "This ticket is closed.")
+
+
+def test_a_head_completes_a_sellers_task_from_the_ticket_page(world: World,
+                                                               ticket: Ticket) -> None:
+    task_plan(actor=world.ann, ticket=ticket, draft=draft("Second"))
+    task = ticket.tasks.get(title="Call the client")
+    http = signed_in(world.head)
+    response = http.post(f"/tasks/{task.pk}/complete/?next={url(ticket)}",
+                         {"outcome": "done", "contact_outcome": "no_answer",
+                          "next_kind": "call"})
+    assert response.status_code == 302 and response["Location"] == url(ticket)
+    event = Event.objects.filter(type="task.completed").get()
+    assert event.payload["override"] is True

@@ -231,3 +231,15 @@ def test_a_closed_task_dialog_goes_back(world: World) -> None:
     http = signed_in(world.ann)
     http.post(f"/tasks/{task.pk}/complete/", {"outcome": "missed", "next_kind": "call"})
     assert http.get(f"/tasks/{task.pk}/complete/").status_code == 302
+
+
+def test_my_tasks_paginates(world: World) -> None:
+    ticket = world.ticket(owner=world.ann)
+    for i in range(26):
+        task_plan(actor=world.ann, ticket=ticket, draft=draft(f"Later task {i:02d}", days=5))
+    http = signed_in(world.ann)
+    first = http.get("/tasks/").content.decode()
+    assert "Page 1 of 2" in first and "Later task 23" in first and "Later task 24" not in first
+    second = http.get("/tasks/", {"page": "2"}).content.decode()
+    assert "Later task 24" in second and "Later task 25" in second
+    assert http.get("/tasks/", {"page": "999"}).status_code == 200

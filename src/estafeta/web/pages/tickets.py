@@ -234,6 +234,16 @@ def _evidence_text(entry: Any) -> tuple[str, int | None]:
     return str(ev), None
 
 
+def _close_form(data: Any, stage_list: list[Stage], current: Stage) -> StageCloseForm:
+    """The close-stage form; it asks for the deal amount only when the move can win."""
+    targets = _forward_targets(stage_list, current)
+    form = StageCloseForm(data, targets=targets)
+    won = {s.code for s in stage_list if s.semantic == StageSemantic.WON}
+    if not won & {code for code, _name in targets}:
+        del form.fields["amount"]
+    return form
+
+
 def _forward_targets(stage_list: list[Stage], current: Stage) -> list[tuple[str, str]]:
     """Where closing ``current`` may lead: the next stage, and further over skippable ones."""
     ahead = [s for s in stage_list if s.position > current.position
@@ -312,8 +322,10 @@ def _page_context(request: HttpRequest, ticket: Ticket, bound: dict[str, Any]) -
             reasons=lost_reasons_usable(ticket.pipeline_id))
         context["void_form"] = bound.get("void") or VoidForm()
         if visit is not None and runs_stage:
-            context["close_form"] = bound.get("close") or StageCloseForm(
-                targets=_forward_targets(stage_list, visit.stage))
+            context["close_form"] = bound.get("close") or _close_form(None, stage_list,
+                                                                      visit.stage)
+            context["missing"] = [row.item.title for row in checklist
+                                  if row.item.required and row.entry is None]
             context["won_form"] = bound.get("won") or WonForm()
     elif ticket.status == "won" and works:
         context["document_form"] = bound.get("document") or DocumentForm()
@@ -425,14 +437,11 @@ def item_complete(request: HttpRequest, ticket: Ticket, code: str) -> HttpRespon
                     _("Checklist item “%(item)s” done.") % {"item": item.title})
 
 
-def _close_targets(ticket: Ticket) -> list[tuple[str, str]]:
-    visit = _open_visit(ticket)
-    return _forward_targets(ticket.version.stage_list, visit.stage) if visit else []
-
-
 @_action
 def close_stage(request: HttpRequest, ticket: Ticket) -> HttpResponse:
-    form = StageCloseForm(request.POST, targets=_close_targets(ticket))
+    visit = _open_visit(ticket)
+    form = (_close_form(request.POST, ticket.version.stage_list, visit.stage) if visit
+            else StageCloseForm(request.POST, targets=[]))
 
     def act() -> object:
         return stage_close(actor=request.user, ticket=ticket,  # type: ignore[arg-type]
