@@ -448,3 +448,12 @@ def test_a_head_completes_a_sellers_task_from_the_ticket_page(world: World,
     assert response.status_code == 302 and response["Location"] == url(ticket)
     event = Event.objects.filter(type="task.completed").get()
     assert event.payload["override"] is True
+
+
+def test_a_file_of_a_refused_type_changes_nothing(world: World, ticket: Ticket) -> None:
+    world.fill_new(ticket)
+    stage_close(actor=world.ann, ticket=ticket, stage="new", to="contract")
+    upload = SimpleUploadedFile("run.exe", b"MZ\x90\x00", content_type="application/x-msdownload")
+    refused_post(signed_in(world.ann), url(ticket, "items/scan"),
+                 {"stage": "contract", "item-scan-evidence": upload}, 400,
+                 "Files of this type are not accepted")
