@@ -320,7 +320,7 @@ def test_concurrent_close_conflict_shape(world: World) -> None:
     url = f"/api/v1/tickets/{t.number}/close-stage/"
     assert api(world.head).post(url, {"stage": "new"}, format="json").status_code == 200
     body = error(api(world.ann).post(url, {"stage": "new"}, format="json"), 409, "stale_stage")
-    assert isinstance(body["params"], dict) and body["message"]
+    assert body["params"] == {"current": "offer"} and "reload" in body["message"]
     assert Ticket.objects.get(pk=t.pk).stage.code == "offer"
 
 
@@ -424,3 +424,19 @@ def test_tasks_mine_complete_reschedule(world: World) -> None:
           "task_closed")
     mine = ann.get("/api/v1/tasks/").json()["results"]
     assert [m["title"] for m in mine] == ["Send the offer"]
+
+
+def test_old_idempotency_keys_are_pruned(world: World) -> None:
+    from django.core.management import call_command
+
+    from estafeta.api.models import IdempotencyKey
+    from estafeta.core import clock
+
+    api(world.operator).post("/api/v1/tickets/", new_ticket_body(world), format="json",
+                             HTTP_IDEMPOTENCY_KEY="old")
+    assert IdempotencyKey.objects.count() == 1
+    call_command("idempotency_prune")
+    assert IdempotencyKey.objects.count() == 1  # younger than a day
+    with clock.frozen(factories.later(hours=25)):
+        call_command("idempotency_prune")
+    assert IdempotencyKey.objects.count() == 0
