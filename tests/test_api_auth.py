@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -142,3 +143,14 @@ def test_schema_generates_without_warnings(tmp_path: Path) -> None:
     out = tmp_path / "schema.yaml"
     call_command("spectacular", "--validate", "--fail-on-warn", "--file", str(out))
     assert yaml.safe_load(out.read_text())["openapi"].startswith("3.")
+
+
+def test_browsable_docs_load_nothing_from_other_sites(world: World) -> None:
+    browser = BrowserClient()
+    browser.force_login(world.ann)
+    r = browser.get("/api/v1/docs/")
+    assert r.status_code == 200
+    page = r.content.decode()
+    assert "/api/v1/schema/" in page
+    assert "/static/drf_spectacular_sidecar/" in page
+    assert not re.search(r"""(src|href)=["']?(https?:)?//""", page)

@@ -77,6 +77,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework.authtoken",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
     "django_htmx",
 ]
 
@@ -210,6 +211,10 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Tickets, stages, tasks and history of a sales department.",
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
+    # Swagger UI from the app's own static files (drf-spectacular-sidecar): no CDN. (Redoc is
+    # not offered: its page links web fonts from another site.)
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     # Several API fields share a name ("kind", "status", "outcome"): name their enums.
     "ENUM_NAME_OVERRIDES": {
         "TicketStatusEnum": "estafeta.api.schema.TICKET_STATUS",

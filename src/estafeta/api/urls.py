@@ -1,7 +1,7 @@
 """REST API v1 (docs/api.md). Nothing here deletes: DELETE answers 405 everywhere."""
 
 from django.urls import path, re_path
-from drf_spectacular.views import SpectacularAPIView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from . import views
 from .errors import not_found
@@ -14,6 +14,7 @@ urlpatterns = [
     path("auth/token/", views.TokenView.as_view(), name="token"),
     path("auth/token/revoke/", views.TokenRevokeView.as_view(), name="token-revoke"),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),
     path("tickets/", views.TicketListView.as_view(), name="tickets"),
     path(T, views.TicketDetailView.as_view(), name="ticket"),
     path(T + "events/", views.TicketEventsView.as_view(), name="ticket-events"),
