@@ -15,7 +15,13 @@ Measured:
   - stage closings per second through stage_close (checklist gate, next executor, next task);
   - one seller's open-task page (50 rows): p50/p95 at 10,000 tickets and at --large tickets;
   - ``estafeta seed``, ``estafeta check`` and ``estafeta audit verify`` over --large tickets:
-    seconds and peak memory of the process (maxrss).
+    seconds and peak memory of the process (maxrss);
+  - with --seed-rss N: the memory of ``estafeta seed --light`` sampled every 3 s over N tickets.
+
+The large database: its first --small tickets are made by ``estafeta seed --light`` (through
+the services); above that it is grown by bench/grow.py, which replicates those real tickets by
+SQL with fresh ids, numbers and re-computed hash chains (a million tickets in minutes instead of
+hours; see bench/README.md). --seed-all makes every ticket through the services instead.
 """
 
 from __future__ import annotations
@@ -104,6 +110,35 @@ def seed(env: dict[str, str], total: int, jobs: int) -> tuple[float, int]:
     return seconds, peak
 
 
+def grow(env: dict[str, str], total: int, base: int) -> dict[str, Any]:
+    """Grow to ``total`` tickets by replicating the first ``base`` (bench/grow.py)."""
+    if count_tickets(env) >= total:
+        return {}
+    out, _, peak = run(env, sys.executable, str(HERE / "grow.py"), "--tickets", str(total),
+                             "--base", str(base), quiet=False)
+    return dict(json.loads(out.strip().splitlines()[-1])) | {"peak_mib": peak}
+
+
+def seed_memory(kind: str, tickets: int, figures: dict[str, Any], say: Any) -> None:
+    """RSS of ``estafeta seed --light`` sampled every 3 s over ``tickets`` (a database of its
+    own): it should stay flat."""
+    from rss import measure
+
+    env = fresh_database(kind, "estafeta_bench_seed")
+    jobs = "2" if kind == "postgres" else "1"
+    result = measure([str(BIN / "estafeta"), "seed", "--tickets", str(tickets), "--jobs", jobs,
+                      "--light", "-v0"], every=3.0, env=env, cwd=ROOT)
+    if result["returncode"]:
+        raise SystemExit("estafeta seed failed")
+    samples = result["samples"]
+    assert isinstance(samples, list)
+    figures["seed_rss"] = result
+    biggest = [s[2] for s in samples]
+    say(f"estafeta seed --light --jobs {jobs}, {tickets:,} tickets in {result['seconds']}s: "
+        f"largest process {min(biggest, default=0)}-{max(biggest, default=0)} MiB over "
+        f"{len(samples)} samples")
+
+
 def kept_database(kind: str, name: str = "estafeta_bench") -> dict[str, str]:
     """The large database of earlier runs (created empty if there is none), migrated."""
     env = dict(os.environ)
@@ -129,6 +164,8 @@ def bench(kind: str, args: argparse.Namespace) -> dict[str, Any]:
     figures: dict[str, Any] = {"database": kind}
     if not args.large_only:
         rates(kind, args, figures, say)
+    if args.seed_rss:
+        seed_memory(kind, args.seed_rss, figures, say)
     if args.rates_only:
         return figures
     if args.fresh_large:
@@ -183,10 +220,17 @@ def large(kind: str, env: dict[str, str], args: argparse.Namespace, figures: dic
     if have < args.small:  # a young database: measure the small size on the way up
         seed(env, args.small, jobs)
         tasklist(kind, env, args, figures, say, "small")
-    seconds, peak = seed(env, args.large, jobs)
-    if seconds:
-        say(f"seeded up to {args.large:,} tickets in {seconds:.0f}s, peak {peak} MiB")
-        figures["seed_s"], figures["seed_mib"] = seconds, peak
+    if args.seed_all:
+        seconds, peak = seed(env, args.large, jobs)
+        if seconds:
+            say(f"seeded up to {args.large:,} tickets in {seconds:.0f}s, peak {peak} MiB")
+            figures["seed_s"], figures["seed_mib"] = seconds, peak
+    else:
+        grown = grow(env, args.large, args.small)
+        if grown.get("added"):
+            say(f"grown to {grown['tickets']:,} tickets by replicas in {grown['seconds']:.0f}s "
+                f"({grown['rate']:,.0f}/s), peak {grown['peak_mib']} MiB")
+            figures["grow"] = grown
     tasklist(kind, env, args, figures, say, "large")
     if "tasklist_small" in figures:
         small, big = figures["tasklist_small"], figures["tasklist_large"]
@@ -218,6 +262,11 @@ def main() -> None:
                              "measure the reads over it")
     parser.add_argument("--fresh-large", action="store_true",
                         help="start the large database from empty instead of growing it")
+    parser.add_argument("--seed-all", action="store_true",
+                        help="make every ticket of the large database through the services "
+                             "(estafeta seed --light: hours) instead of growing it by replicas")
+    parser.add_argument("--seed-rss", type=int, default=0, metavar="N",
+                        help="also sample the memory of estafeta seed over N tickets")
     args = parser.parse_args()
     if args.quick:
         args.create, args.close, args.small, args.large, args.repeat = 300, 200, 2000, 5000, 50
