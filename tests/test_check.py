@@ -49,3 +49,20 @@ def test_a_ticket_without_its_creation_event_is_listed(world: World) -> None:
     t = world.ticket()
     sql("UPDATE tickets_ticket SET number = 'bad-number' WHERE id = %s", t.pk)
     assert ("number", "bad-number") in {(v.code, v.subject) for v in violations()}
+
+
+def test_numbers_are_streamed_from_the_server(world: World) -> None:
+    """A million numbers are not held in the client at once: on PostgreSQL they come through a
+    server-side cursor, still open while the first violation is being handled."""
+    first, second = world.ticket(), world.ticket()
+    sql("UPDATE tickets_ticket SET number = 'bad-1' WHERE id = %s", first.pk)
+    sql("UPDATE tickets_ticket SET number = 'bad-2' WHERE id = %s", second.pk)
+    found = []
+    for v in violations():
+        if v.code == "number" and not found and connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT count(*) FROM pg_cursors WHERE NOT is_holdable")
+                assert cursor.fetchone()[0] >= 1
+        if v.code == "number":
+            found.append(v.subject)
+    assert found == ["bad-1", "bad-2"]

@@ -8,7 +8,7 @@ from django.core.management.base import CommandError
 from django.db import connection
 
 from estafeta.history.models import Checkpoint, Event
-from estafeta.history.services import audit_verify, checkpoint_create
+from estafeta.history.services import _heads, audit_verify, checkpoint_create
 from estafeta.tickets import services as ts
 
 from .conftest import IS_POSTGRES
@@ -121,3 +121,19 @@ def test_the_audit_command_reports_success(world: World, capsys: pytest.CaptureF
     out = capsys.readouterr().out
     assert "checkpoint " in out and ": up to event " in out
     assert out.strip().splitlines()[-1].startswith("ok: ")
+
+
+def test_stream_heads_are_streamed_from_the_server(world: World) -> None:
+    """Sealing or verifying a checkpoint over a million streams does not hold every head in the
+    client: on PostgreSQL they come through a server-side cursor."""
+    busy(world)
+    upto = Event.objects.order_by("-id").values_list("id", flat=True)[0]
+    heads = _heads(0, upto)
+    first = next(heads)
+    if IS_POSTGRES:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT count(*) FROM pg_cursors")
+            assert cursor.fetchone()[0] >= 1
+    rest = list(heads)
+    streams = Event.objects.values("stream").distinct().count()
+    assert len(rest) + 1 == streams and first[0] == min(s for s, _, _ in [first, *rest])

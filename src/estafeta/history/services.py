@@ -76,8 +76,12 @@ ORDER BY e.stream
 
 
 def _heads(low: int, high: int) -> Iterator[tuple[str, int, str]]:
-    """Heads of the streams that changed in events (low, high], streamed in stream order."""
-    with connection.cursor() as cursor:
+    """Heads of the streams that changed in events (low, high], streamed in stream order.
+
+    A server-side cursor on PostgreSQL: a plain one would hold every head (a million after a
+    big import) in the client before the first is read.
+    """
+    with connection.chunked_cursor() as cursor:
         cursor.execute(_HEADS_SQL, [low, high])
         while rows := cursor.fetchmany(5000):
             for stream, seq, digest in rows:

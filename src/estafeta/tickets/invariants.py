@@ -89,7 +89,9 @@ def violations(progress: Callable[[str], None] | None = None) -> Iterator[Violat
                     yield Violation(check.code, check.description, number)
     if progress:
         progress("numbers")
-    with connection.cursor() as cursor:
+    # Every ticket's number: a server-side cursor on PostgreSQL, so that they are not all held
+    # in the client at once (SQLite's cursor steps through the rows anyway).
+    with connection.chunked_cursor() as cursor:
         cursor.execute("SELECT number FROM tickets_ticket ORDER BY id")
         while rows := cursor.fetchmany(5000):
             for (number,) in rows:
