@@ -213,3 +213,17 @@ def test_a_long_column_shows_its_first_cards_and_links_to_the_rest(world: World)
     assert len(cards(html, tickets)) == 30
     assert cards(html, tickets[:30]) == {t.number for t in tickets[:30]}  # longest waiting first
     assert "?pipeline=sales&amp;stage=new&amp;status=open" in html
+
+
+def test_without_a_choice_the_board_shows_the_busiest_pipeline(world: World) -> None:
+    from estafeta.pipelines.services import pipeline_load
+
+    from .factories import PIPELINES
+
+    text = (PIPELINES / "sales.yaml").read_text()
+    text = text.replace("code: sales", "code: aaa-empty", 1).replace("name: Sales", "name: AAA", 1)
+    pipeline_load(actor=None, text=text, source="aaa.yaml")
+    world.ticket()
+    page = signed_in(world.director).get("/board/")
+    assert page.status_code == 200
+    assert page.context["pipeline"].code == "sales"

@@ -8,6 +8,7 @@ from typing import Any
 
 from django import forms
 from django.contrib import messages
+from django.db.models import Count
 from django.http import HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import redirect, render
 from django.urls import path, reverse
@@ -18,7 +19,7 @@ from django.views.decorators.http import require_POST
 from estafeta.accounts.models import User
 from estafeta.clients.models import Segment, Territory
 from estafeta.core import clock
-from estafeta.domain.codes import StageSemantic
+from estafeta.domain.codes import StageSemantic, TicketStatus
 from estafeta.domain.errors import EstafetaError
 from estafeta.pipelines.models import Pipeline, Stage
 from estafeta.tickets.access import access_ticket, tickets_visible_to
@@ -75,8 +76,12 @@ def _board(request: HttpRequest, params: QueryDict, *, status: int = 200) -> Htt
     data: dict[str, Any] = form.cleaned_data if form.is_valid() else {}
     if params and not form.is_valid():
         status = 400
-    pipeline = next((p for p in pipelines if p.code == data.get("pipeline")),
-                    pipelines[0] if pipelines else None)
+    pipeline = next((p for p in pipelines if p.code == data.get("pipeline")), None)
+    if pipeline is None and pipelines:  # the busiest pipeline the person sees
+        busiest = (tickets_visible_to(user).filter(status=TicketStatus.OPEN)
+                   .values("pipeline_id").annotate(n=Count("pk")).order_by("-n")
+                   .values_list("pipeline_id", flat=True).first())
+        pipeline = next((p for p in pipelines if p.pk == busiest), pipelines[0])
     columns: list[Any] = []
     stages: list[Stage] = []
     if pipeline is not None and (form.is_valid() or not params):
