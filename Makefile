@@ -44,6 +44,11 @@ lint: $(BIN)/estafeta
 bench: $(BIN)/estafeta
 	$(BIN)/python bench/core.py
 
+## bench-large: only the million-ticket figures (base seeded, then grown by bench/grow.py)
+.PHONY: bench-large
+bench-large: $(BIN)/estafeta
+	$(BIN)/python bench/core.py --large-only --fresh-large --seed-rss 20000
+
 ## screenshots: pictures of the main pages for the README (docs/screenshots/)
 screenshots: $(BIN)/estafeta browser
 	$(BIN)/python scripts/screenshots.py
