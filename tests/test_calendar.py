@@ -1,0 +1,165 @@
+"""The business calendar: pure arithmetic (table-driven, no database), then the company calendar
+built from settings, Russian public holidays and the admins' calendar days."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from estafeta.domain.calendar import BusinessCalendar, parse_intervals, parse_week
+from estafeta.domain.durations import Duration
+from estafeta.domain.errors import BadInput
+
+MSK = ZoneInfo("Europe/Moscow")
+BERLIN = ZoneInfo("Europe/Berlin")
+WEEK = parse_week("mon-fri 09:00-13:00 14:00-18:00")
+
+# Moscow, December 2026 to January 2027: Thu 31 Dec and 1-8 Jan are days off (as in the
+# Russian calendar), Sat 9 Jan 2027 is made a short working day for the test.
+MOSCOW = BusinessCalendar(
+    zone=MSK, week=WEEK,
+    days_off=frozenset({date(2026, 12, 31), *(date(2027, 1, d) for d in range(1, 9))}),
+    working_days={date(2027, 1, 9): ((time(10), time(15)),)},
+)
+BERLIN_CAL = BusinessCalendar(zone=BERLIN, week=WEEK)
+
+
+def msk(*args: int) -> datetime:
+    return datetime(*args, tzinfo=MSK)  # type: ignore[misc]
+
+
+def ber(*args: int) -> datetime:
+    return datetime(*args, tzinfo=BERLIN)  # type: ignore[misc]
+
+
+# Wed 2 Dec 2026 is a normal working day; Sat 5 and Sun 6 Dec are the weekend.
+ADD = [
+    ("inside the morning", MOSCOW, msk(2026, 12, 2, 10), "2h", msk(2026, 12, 2, 12)),
+    ("over lunch", MOSCOW, msk(2026, 12, 2, 12), "2h", msk(2026, 12, 2, 15)),
+    ("ending exactly at lunch", MOSCOW, msk(2026, 12, 2, 10), "3h", msk(2026, 12, 2, 13)),
+    ("started at lunch", MOSCOW, msk(2026, 12, 2, 13, 30), "30m", msk(2026, 12, 2, 14, 30)),
+    ("to the end of the day", MOSCOW, msk(2026, 12, 2, 10), "7h", msk(2026, 12, 2, 18)),
+    ("into the next day", MOSCOW, msk(2026, 12, 2, 17), "2h", msk(2026, 12, 3, 10)),
+    ("started at night", MOSCOW, msk(2026, 12, 2, 23), "1h", msk(2026, 12, 3, 10)),
+    ("started before work", MOSCOW, msk(2026, 12, 2, 6), "30m", msk(2026, 12, 2, 9, 30)),
+    ("over the weekend", MOSCOW, msk(2026, 12, 4, 17), "2h", msk(2026, 12, 7, 10)),
+    ("started on Saturday", MOSCOW, msk(2026, 12, 5, 12), "1h", msk(2026, 12, 7, 10)),
+    ("one working day", MOSCOW, msk(2026, 12, 2, 10), "1d", msk(2026, 12, 3, 10)),
+    ("a day from Friday", MOSCOW, msk(2026, 12, 4, 17), "1d", msk(2026, 12, 7, 17)),
+    ("a day from Friday night", MOSCOW, msk(2026, 12, 4, 20), "1d", msk(2026, 12, 8, 9)),
+    ("a day landing at lunch", MOSCOW, msk(2026, 12, 2, 13, 20), "1d", msk(2026, 12, 3, 14)),
+    ("a day and hours", MOSCOW, msk(2026, 12, 2, 16), "1d 3h", msk(2026, 12, 4, 10)),
+    ("five days = a week", MOSCOW, msk(2026, 12, 2, 10), "5d", msk(2026, 12, 9, 10)),
+    ("zero", MOSCOW, msk(2026, 12, 5, 12), "0m", msk(2026, 12, 5, 12)),
+    # Year end: 31 Dec and the New Year holidays are off, Sat 9 Jan works 10:00-15:00.
+    ("over the year end", MOSCOW, msk(2026, 12, 30, 17), "2h", msk(2027, 1, 9, 11)),
+    ("a day over the year end", MOSCOW, msk(2026, 12, 30, 11), "1d", msk(2027, 1, 9, 11)),
+    ("moved day then Monday", MOSCOW, msk(2027, 1, 9, 14), "2h", msk(2027, 1, 11, 10)),
+    ("a day after the moved day", MOSCOW, msk(2027, 1, 9, 14), "1d", msk(2027, 1, 11, 14)),
+    ("a day to a short day's evening", MOSCOW, msk(2026, 12, 30, 17), "1d",
+     msk(2027, 1, 11, 9)),
+    # Berlin moves clocks on Sun 29 Mar and Sun 25 Oct 2026: business hours do not change.
+    ("over spring DST", BERLIN_CAL, ber(2026, 3, 27, 17), "2h", ber(2026, 3, 30, 10)),
+    ("over autumn DST", BERLIN_CAL, ber(2026, 10, 23, 17), "2h", ber(2026, 10, 26, 10)),
+    ("a day over spring DST", BERLIN_CAL, ber(2026, 3, 27, 11), "1d", ber(2026, 3, 30, 11)),
+    ("a day over autumn DST", BERLIN_CAL, ber(2026, 10, 23, 11), "1d", ber(2026, 10, 26, 11)),
+]
+
+
+@pytest.mark.parametrize(("case", "cal", "start", "duration", "expected"), ADD,
+                         ids=[row[0] for row in ADD])
+def test_adding_business_time(case: str, cal: BusinessCalendar, start: datetime,
+                              duration: str, expected: datetime) -> None:
+    result = cal.add(start, Duration.parse(duration))
+    assert result == expected
+    assert result.tzinfo is UTC
+
+
+BETWEEN = [
+    ("a morning", MOSCOW, msk(2026, 12, 2, 9), msk(2026, 12, 2, 13), timedelta(hours=4)),
+    ("a whole day", MOSCOW, msk(2026, 12, 2, 0), msk(2026, 12, 3, 0), timedelta(hours=8)),
+    ("lunch only", MOSCOW, msk(2026, 12, 2, 13), msk(2026, 12, 2, 14), timedelta()),
+    ("a week", MOSCOW, msk(2026, 12, 7, 0), msk(2026, 12, 14, 0), timedelta(hours=40)),
+    ("backwards", MOSCOW, msk(2026, 12, 3, 0), msk(2026, 12, 2, 0), timedelta()),
+    ("the weekend", MOSCOW, msk(2026, 12, 4, 18), msk(2026, 12, 7, 9), timedelta()),
+    ("the New Year holidays", MOSCOW, msk(2026, 12, 30, 18), msk(2027, 1, 11, 9),
+     timedelta(hours=5)),
+    ("Berlin's short night", BERLIN_CAL, ber(2026, 3, 27, 17), ber(2026, 3, 30, 10),
+     timedelta(hours=2)),
+    ("Berlin's long night", BERLIN_CAL, ber(2026, 10, 23, 17), ber(2026, 10, 26, 10),
+     timedelta(hours=2)),
+]
+
+
+@pytest.mark.parametrize(("case", "cal", "start", "end", "expected"), BETWEEN,
+                         ids=[row[0] for row in BETWEEN])
+def test_business_time_between(case: str, cal: BusinessCalendar, start: datetime,
+                               end: datetime, expected: timedelta) -> None:
+    assert cal.between(start, end) == expected
+
+
+NEXT = [
+    ("working now", msk(2026, 12, 2, 10, 15), msk(2026, 12, 2, 10, 15), True),
+    ("at opening", msk(2026, 12, 2, 9), msk(2026, 12, 2, 9), True),
+    ("at closing", msk(2026, 12, 2, 18), msk(2026, 12, 3, 9), False),
+    ("at lunch", msk(2026, 12, 2, 13, 5), msk(2026, 12, 2, 14), False),
+    ("on Sunday", msk(2026, 12, 6, 12), msk(2026, 12, 7, 9), False),
+    ("on a holiday", msk(2027, 1, 5, 12), msk(2027, 1, 9, 10), False),
+    ("on the moved working Saturday", msk(2027, 1, 9, 12), msk(2027, 1, 9, 12), True),
+]
+
+
+@pytest.mark.parametrize(("case", "moment", "expected", "working"), NEXT,
+                         ids=[row[0] for row in NEXT])
+def test_next_working_moment(case: str, moment: datetime, expected: datetime,
+                             working: bool) -> None:
+    assert MOSCOW.next_working_moment(moment) == expected
+    assert MOSCOW.is_working(moment) is working
+
+
+def test_adding_then_measuring_gives_the_same_business_time() -> None:
+    start = msk(2026, 12, 30, 11, 17)
+    for minutes in (1, 59, 60, 239, 480, 481, 2000, 10000):
+        end = MOSCOW.add_minutes(start, minutes)
+        assert MOSCOW.between(start, end) == timedelta(minutes=minutes)
+
+
+def test_naive_times_and_negative_durations_are_refused() -> None:
+    with pytest.raises(ValueError, match="aware"):
+        MOSCOW.add_minutes(datetime(2026, 12, 2, 10), 5)
+    with pytest.raises(ValueError, match="negative"):
+        MOSCOW.add_minutes(msk(2026, 12, 2, 10), -5)
+
+
+def test_a_calendar_without_working_days_fails_instead_of_looping() -> None:
+    with pytest.raises(ValueError, match="no working time"):
+        BusinessCalendar(zone=MSK, week={}).add_minutes(msk(2026, 12, 2, 10), 5)
+
+
+WEEKS = [
+    ("mon-fri 09:00-18:00", {d: ((time(9), time(18)),) for d in range(5)}),
+    ("mon-thu 09:00-13:00,14:00-18:00; fri 09:00-16:45",
+     {**{d: ((time(9), time(13)), (time(14), time(18))) for d in range(4)},
+      4: ((time(9), time(16, 45)),)}),
+    ("sat,sun 10:00-14:00", {5: ((time(10), time(14)),), 6: ((time(10), time(14)),)}),
+]
+
+
+@pytest.mark.parametrize(("text", "expected"), WEEKS)
+def test_working_hours_are_read_from_text(text: str, expected: dict[int, object]) -> None:
+    assert parse_week(text) == expected
+
+
+@pytest.mark.parametrize("text", ["", "mon", "fri-mon 09:00-18:00", "mon 18:00-09:00",
+                                  "mon 09:00-13:00 12:00-18:00", "xyz 09:00-18:00",
+                                  "mon 25:00-26:00", "mon 9-18"])
+def test_bad_working_hours_are_refused(text: str) -> None:
+    with pytest.raises(BadInput):
+        parse_week(text)
+
+
+def test_intervals_keep_their_order() -> None:
+    assert parse_intervals("09:00-13:00, 14:00-18:00") == ((time(9), time(13)),
+                                                           (time(14), time(18)))
