@@ -26,12 +26,12 @@ MOSCOW = BusinessCalendar(
 BERLIN_CAL = BusinessCalendar(zone=BERLIN, week=WEEK)
 
 
-def msk(*args: int) -> datetime:
-    return datetime(*args, tzinfo=MSK)  # type: ignore[misc]
+def msk(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> datetime:
+    return datetime(year, month, day, hour, minute, tzinfo=MSK)
 
 
-def ber(*args: int) -> datetime:
-    return datetime(*args, tzinfo=BERLIN)  # type: ignore[misc]
+def ber(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> datetime:
+    return datetime(year, month, day, hour, minute, tzinfo=BERLIN)
 
 
 # Wed 2 Dec 2026 is a normal working day; Sat 5 and Sun 6 Dec are the weekend.
