@@ -71,6 +71,7 @@ INSTALLED_APPS = [
     "estafeta.tickets",
     "estafeta.tasks",
     "estafeta.history",
+    "estafeta.calendars",
     "estafeta.demo",
     "estafeta.web",
     "estafeta.api",
@@ -242,3 +243,9 @@ ESTAFETA_TICKET_PREFIX = os.environ.get("ESTAFETA_TICKET_PREFIX", "Z")
 ESTAFETA_MAX_EVIDENCE_BYTES = int(os.environ.get("ESTAFETA_MAX_EVIDENCE_BYTES", str(20 << 20)))
 # A checkpoint seals events older than this many seconds (see docs/history.md).
 ESTAFETA_CHECKPOINT_EVERY = int(os.environ.get("ESTAFETA_CHECKPOINT_EVERY", "3600"))
+# Business hours by weekday (docs/calendar.md); days not named are days off.
+ESTAFETA_WORK_HOURS = os.environ.get("ESTAFETA_WORK_HOURS", "mon-fri 09:00-13:00 14:00-18:00")
+# Public holidays and moved working days of this country (the holidays package); empty: none.
+ESTAFETA_HOLIDAYS = os.environ.get("ESTAFETA_HOLIDAYS", "RU")
+# A stage is at risk once this share of its SLA target (in business time) has passed.
+ESTAFETA_SLA_RISK_SHARE = float(os.environ.get("ESTAFETA_SLA_RISK_SHARE", "0.8"))

@@ -161,6 +161,8 @@ class EventType(StrEnum):
     CHECKLIST_ITEM_COMPLETED = "checklist.item_completed"
     STAGE_CLOSED = "stage.closed"
     STAGE_RETURNED = "stage.returned"
+    STAGE_PAUSED = "stage.paused"  # waiting for the client: the stage's SLA clock stops
+    STAGE_RESUMED = "stage.resumed"
     TASK_PLANNED = "task.planned"
     TASK_COMPLETED = "task.completed"
     TASK_REASSIGNED = "task.reassigned"
@@ -188,3 +190,4 @@ class EventType(StrEnum):
     PIPELINE_UPDATED = "pipeline.updated"
     LOST_REASON_ADDED = "lost_reason.added"
     LOST_REASON_UPDATED = "lost_reason.updated"
+    CALENDAR_DAY_SET = "calendar_day.set"
