@@ -16,6 +16,7 @@ import pytest
 from django.conf import settings
 from django.db.backends.signals import connection_created
 
+from estafeta.calendars.selectors import clear_calendar_cache
 from estafeta.core import clock
 from estafeta.pipelines.models import clear_version_cache
 
@@ -50,6 +51,8 @@ def _test_settings(settings: Any, tmp_path: Path) -> None:
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     # Each test's transaction rolls back and ids are reused: forget cached pipeline versions.
     clear_version_cache()
+    # Calendar days written by a test roll back with it: forget the calendar built from them.
+    clear_calendar_cache()
 
 
 # A Wednesday in working hours, Moscow time (UTC+3): tests say which moment they mean.

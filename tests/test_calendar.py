@@ -8,9 +8,15 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from estafeta.calendars.models import CalendarDay
+from estafeta.calendars.selectors import calendar_days, company_calendar
+from estafeta.calendars.services import calendar_day_set
 from estafeta.domain.calendar import BusinessCalendar, parse_intervals, parse_week
 from estafeta.domain.durations import Duration
-from estafeta.domain.errors import BadInput
+from estafeta.domain.errors import BadInput, Forbidden
+from estafeta.history.models import Event
+
+from . import factories
 
 MSK = ZoneInfo("Europe/Moscow")
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -163,3 +169,59 @@ def test_bad_working_hours_are_refused(text: str) -> None:
 def test_intervals_keep_their_order() -> None:
     assert parse_intervals("09:00-13:00, 14:00-18:00") == ((time(9), time(13)),
                                                            (time(14), time(18)))
+
+
+# --- the company calendar --------------------------------------------------------------------
+
+def test_the_company_calendar_knows_russian_holidays_and_moved_working_days(
+        db: None, now: datetime) -> None:
+    cal = company_calendar()
+    assert cal.zone == MSK
+    assert not cal.is_working_day(date(2026, 1, 9))  # moved from Sat 3 Jan
+    assert not cal.is_working_day(date(2026, 12, 31))
+    assert cal.is_working_day(date(2025, 11, 1))  # a Saturday that works, with usual hours
+    assert cal.intervals_on(date(2025, 11, 1)) == ((time(9), time(13)), (time(14), time(18)))
+    # Fri 8 May 2026 evening + 1h: 9 May is Saturday, 11 May its day off: Tuesday 12 May.
+    assert cal.add(msk(2026, 5, 8, 17, 30), Duration.parse("1h")) == msk(2026, 5, 12, 9, 30)
+
+
+def test_an_admin_sets_a_day_off_a_short_working_day_and_back(world: factories.World) -> None:
+    assert company_calendar().is_working_day(date(2026, 12, 4))
+    calendar_day_set(actor=world.admin, day=date(2026, 12, 4), kind="off", note="Stocktaking")
+    assert not company_calendar().is_working_day(date(2026, 12, 4))
+    row = calendar_day_set(actor=world.admin, day=date(2026, 12, 5), kind="working",
+                           starts=time(10), ends=time(16))
+    assert company_calendar().intervals_on(date(2026, 12, 5)) == ((time(10), time(13)),
+                                                                  (time(14), time(16)))
+    calendar_day_set(actor=world.admin, day=date(2026, 12, 4), kind="normal")
+    assert company_calendar().is_working_day(date(2026, 12, 4))
+    assert CalendarDay.objects.count() == 2  # kept, not deleted
+    events = list(Event.objects.filter(stream__startswith="calendar_day:").order_by("pk"))
+    assert [e.type for e in events] == ["calendar_day.set"] * 3
+    assert events[1].stream == row.stream
+    assert events[1].payload["after"] == {"kind": "working", "starts": "10:00",
+                                          "ends": "16:00", "note": ""}
+    assert [d.day for d in calendar_days(year=2026)] == [date(2026, 12, 4), date(2026, 12, 5)]
+
+
+def test_setting_the_same_day_twice_writes_one_event(world: factories.World) -> None:
+    for _ in range(2):
+        calendar_day_set(actor=world.admin, day=date(2026, 12, 4), kind="off")
+    assert Event.objects.filter(stream__startswith="calendar_day:").count() == 1
+
+
+@pytest.mark.parametrize("who", ["head", "director", "ann", "operator"])
+def test_only_admins_change_the_calendar(world: factories.World, who: str) -> None:
+    with pytest.raises(Forbidden):
+        calendar_day_set(actor=getattr(world, who), day=date(2026, 12, 4), kind="off")
+    assert not CalendarDay.objects.exists()
+
+
+@pytest.mark.parametrize(("kind", "starts", "ends"), [
+    ("holiday", None, None), ("working", time(10), None), ("working", time(16), time(10))])
+def test_bad_calendar_days_are_refused(world: factories.World, kind: str, starts: time | None,
+                                       ends: time | None) -> None:
+    with pytest.raises(BadInput):
+        calendar_day_set(actor=world.admin, day=date(2026, 12, 4), kind=kind, starts=starts,
+                         ends=ends)
+    assert not CalendarDay.objects.exists()
