@@ -12,6 +12,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -83,6 +84,8 @@ class StageSpec(_Spec):
     sla: str | None = None
     probability: int | None = Field(default=None, ge=0, le=100)
     skippable: bool = False
+    # The SLA clock may stop while the ticket waits for the client (stage_pause / stage_resume).
+    pausable: bool = False
     executor: ExecutorSpec | None = None
     next_task: TaskTemplateSpec | None = None
     checklist: list[ChecklistItemSpec] = Field(default_factory=list)
@@ -109,8 +112,21 @@ class PipelineSpec(_Spec):
     number_prefix: str | None = None
     stages: list[StageSpec] = Field(min_length=2)
     lost_reasons: list[LostReasonSpec] = Field(default_factory=list)
+    # Deadlines of this pipeline are counted in this zone (default: the company's TIME_ZONE).
+    time_zone: str | None = None
 
     _check_code = field_validator("code")(_code)
+
+    @field_validator("time_zone")
+    @classmethod
+    def _check_zone(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"{value!r} is not a time zone (like Europe/Moscow)") from None
+        return value
 
     @field_validator("number_prefix")
     @classmethod
@@ -192,6 +208,8 @@ def semantic_problems(spec: PipelineSpec) -> list[str]:
                 problems.append(f"{where}.checklist: a {stage.semantic} stage is terminal")
             if stage.skippable:
                 problems.append(f"{where}.skippable: a {stage.semantic} stage is terminal")
+            if stage.pausable:
+                problems.append(f"{where}.pausable: a {stage.semantic} stage is terminal")
     first = spec.stages[0].executor
     if first is not None and first.rule == "team_role" and not first.team:
         problems.append("stages[0].executor.team: the first stage needs a team: a new ticket "
