@@ -75,6 +75,7 @@ INSTALLED_APPS = [
     "estafeta.demo",
     "estafeta.web",
     "estafeta.api",
+    "estafeta.notifications",
     "rest_framework",
     "rest_framework.authtoken",
     "drf_spectacular",
@@ -111,6 +112,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "estafeta.web.context.nav",
+                "estafeta.notifications.context.bell",
             ]
         },
     }
@@ -249,3 +251,14 @@ ESTAFETA_WORK_HOURS = os.environ.get("ESTAFETA_WORK_HOURS", "mon-fri 09:00-13:00
 ESTAFETA_HOLIDAYS = os.environ.get("ESTAFETA_HOLIDAYS", "RU")
 # A stage is at risk once this share of its SLA target (in business time) has passed.
 ESTAFETA_SLA_RISK_SHARE = float(os.environ.get("ESTAFETA_SLA_RISK_SHARE", "0.8"))
+
+# Notifications (docs/notifications.md). Without ESTAFETA_SMTP_HOST mail is printed to the console.
+ESTAFETA_SMTP_HOST = os.environ.get("ESTAFETA_SMTP_HOST", "")
+ESTAFETA_SMTP_PORT = int(os.environ.get("ESTAFETA_SMTP_PORT", "25"))
+ESTAFETA_SMTP_USER = os.environ.get("ESTAFETA_SMTP_USER", "")
+ESTAFETA_SMTP_PASSWORD = os.environ.get("ESTAFETA_SMTP_PASSWORD", "")
+ESTAFETA_SMTP_TLS = os.environ.get("ESTAFETA_SMTP_TLS", "none")  # none | starttls | ssl
+ESTAFETA_MAIL_FROM = os.environ.get("ESTAFETA_MAIL_FROM", "estafeta@localhost")
+ESTAFETA_BASE_URL = os.environ.get("ESTAFETA_BASE_URL", "")  # for links in emails
+ESTAFETA_NOTIFY_MAX_ATTEMPTS = int(os.environ.get("ESTAFETA_NOTIFY_MAX_ATTEMPTS", "10"))
+ESTAFETA_DIGEST_HOUR = int(os.environ.get("ESTAFETA_DIGEST_HOUR", "9"))  # local hour of digests

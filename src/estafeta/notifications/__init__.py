@@ -1,0 +1,1 @@
+"""The outbox: notifications written in the deciding transaction, delivered afterwards."""
