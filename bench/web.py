@@ -7,12 +7,12 @@ Serves the database with ``estafeta serve --workers 2`` on a free loopback port 
 with a bounded load loop (``--concurrency`` client threads, each on its own keep-alive
 connection, ``--requests`` requests per measure):
   - GET /tasks/ (My tasks) of the seed seller with the most open tasks, signed in by session;
-  - POST /api/v1/tickets/ by the same seller with a token (a walk-in: a new ticket through ticket_create:
-    number, first stage, owner by round robin, first task, event).
+  - POST /api/v1/tickets/ by the same seller with a token (a walk-in: a new ticket through
+    ticket_create: number, first stage, the seller as owner, first task, event).
 Reports requests per second and client-side latency p50/p95/p99, plus the server's own time
 (the Server-Timing header) p50/p95. The database is expected to hold ``estafeta seed`` data
 (bench/core.py builds and grows it; see bench/README.md). The bench sets a password on the two
-seed people it signs in as (an event each) and adds the tickets it creates.
+seed seller it signs in as (an event) and adds the tickets it creates.
 """
 
 from __future__ import annotations
@@ -48,13 +48,11 @@ from estafeta.clients.models import Client
 password = sys.argv[1]
 seller = (User.objects.filter(username__startswith="seed-seller-", is_active=True)
           .annotate(n=Count("tasks", filter=Q(tasks__status="open"))).order_by("-n").first())
-operator = User.objects.get(username="seed-operator")
-for person in (seller, operator):
-    user_set_password(actor=None, user=person, password=password)
+user_set_password(actor=None, user=seller, password=password)
 clients = sorted(set(Client.objects.filter(tickets__owner=seller)
                      .values_list("pk", flat=True)[:2000]))[:500]
 print(json.dumps({"seller": seller.username, "open_tasks": seller.n,
-                  "operator": operator.username, "clients": clients}))
+                  "clients": clients}))
 """
 
 
