@@ -72,6 +72,7 @@ INSTALLED_APPS = [
     "estafeta.tasks",
     "estafeta.history",
     "estafeta.calendars",
+    "estafeta.control",
     "estafeta.demo",
     "estafeta.web",
     "estafeta.api",

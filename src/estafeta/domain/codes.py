@@ -191,3 +191,6 @@ class EventType(StrEnum):
     LOST_REASON_ADDED = "lost_reason.added"
     LOST_REASON_UPDATED = "lost_reason.updated"
     CALENDAR_DAY_SET = "calendar_day.set"
+    # internal control
+    ESCALATION_RAISED = "escalation.raised"
+    ESCALATION_ACKNOWLEDGED = "escalation.acknowledged"

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from .codes import EvidenceKind, MoveKind, Role, StageSemantic, TaskKind
 from .durations import Duration
 from .errors import ChecklistIncomplete, Conflict, Forbidden, PipelineInvalid
+from .escalation import EscalationStepSpec, ladder_problems
 
 CODE = re.compile(r"^[a-z][a-z0-9_-]{0,39}$")
 Code = Annotated[str, Field(min_length=1, max_length=40)]
@@ -114,6 +115,8 @@ class PipelineSpec(_Spec):
     lost_reasons: list[LostReasonSpec] = Field(default_factory=list)
     # Deadlines of this pipeline are counted in this zone (default: the company's TIME_ZONE).
     time_zone: str | None = None
+    # Optional escalation ladder (domain.escalation); without it the default ladder applies.
+    escalation: list[EscalationStepSpec] | None = None
 
     _check_code = field_validator("code")(_code)
 
@@ -231,6 +234,8 @@ def semantic_problems(spec: PipelineSpec) -> list[str]:
         if reason.code in reasons:
             problems.append(f"lost_reasons[{k}].code: {reason.code!r} is used twice")
         reasons.add(reason.code)
+    if spec.escalation:
+        problems.extend(ladder_problems(spec.escalation))
     return problems
 
 

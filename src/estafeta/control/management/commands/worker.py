@@ -1,0 +1,95 @@
+"""``estafeta worker``: the monitor and the outbox, one pass at a time.
+
+    estafeta worker                       loop every 60 s until SIGTERM or SIGINT
+    estafeta worker --interval 10
+    estafeta worker --once --now 2026-12-07T19:00:00+03:00   one pass as if at that moment
+
+A pass = ``monitor_pass`` (decide escalations) + ``deliver_pending`` (send the outbox, until
+nothing due is left) + ``send_digests``. A signal finishes the current pass, then exits 0.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from argparse import ArgumentTypeError
+from datetime import datetime
+from types import FrameType
+from typing import Any
+
+from django.core.management.base import CommandParser
+from django.db import close_old_connections
+from django.utils import timezone
+
+from estafeta.core.management.base import EstafetaCommand
+
+
+def _moment(value: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise ArgumentTypeError(f"{value!r} is not an ISO moment like "
+                                "2026-12-07T19:00:00+03:00") from None
+    if timezone.is_naive(moment):
+        raise ArgumentTypeError(f"{value!r} needs its UTC offset, e.g. +03:00")
+    return moment
+
+
+def _seconds(value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        raise ArgumentTypeError(f"{value!r} is not a number of seconds") from None
+    if not 0 < number <= 86400:
+        raise ArgumentTypeError(f"{value!r}: use 0 < seconds <= 86400")
+    return number
+
+
+def run_pass(now: datetime | None = None) -> str:
+    """One pass of the worker; returns its summary line."""
+    from estafeta.control.services import monitor_pass
+    from estafeta.core import clock
+    from estafeta.notifications.services import deliver_pending, send_digests
+
+    moment = now or clock.now()
+    report = monitor_pass(now=moment)
+    digests = send_digests(moment)
+    sent = failed = retried = 0
+    while True:  # the outbox until nothing due is left (each call claims a batch)
+        delivery = deliver_pending(now=moment, limit=500)
+        sent += delivery.sent
+        failed += delivery.failed
+        retried += delivery.retried
+        if delivery.claimed < 500:
+            break
+    return (f"{report.summary()}; outbox: {sent} sent, {retried} to retry, {failed} failed"
+            + (f"; {digests} digests" if digests else ""))
+
+
+class Command(EstafetaCommand):
+    help = ("Run the monitor (overdue tasks, stage SLAs, unavailable owners, tickets without a "
+            "next task) and deliver notifications, every --interval seconds until SIGTERM.")
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--once", action="store_true", help="run one pass and exit")
+        parser.add_argument("--now", type=_moment, default=None,
+                            help="run as if at this ISO moment (replays and tests)")
+        parser.add_argument("--interval", type=_seconds, default=60.0,
+                            help="seconds between passes (default 60)")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        stop = threading.Event()
+
+        def on_signal(signum: int, frame: FrameType | None) -> None:
+            self.stderr.write(f"worker: {signal.Signals(signum).name}: stopping after this pass")
+            stop.set()
+
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, on_signal)
+        while True:
+            close_old_connections()
+            self.stdout.write(run_pass(options["now"]))
+            self.stdout.flush()
+            if options["once"] or stop.wait(options["interval"]):
+                break
+        self.stdout.write("worker: stopped")
