@@ -225,3 +225,17 @@ def test_bad_calendar_days_are_refused(world: factories.World, kind: str, starts
         calendar_day_set(actor=world.admin, day=date(2026, 12, 4), kind=kind, starts=starts,
                          ends=ends)
     assert not CalendarDay.objects.exists()
+
+
+SLA = [
+    ("a morning's 4h", msk(2026, 12, 2, 10), "4h", msk(2026, 12, 2, 15), msk(2026, 12, 2, 14, 12)),
+    ("two working days", msk(2026, 12, 4, 10), "2d", msk(2026, 12, 8, 10), msk(2026, 12, 7, 15, 48)),
+    ("entered on Saturday", msk(2026, 12, 5, 10), "1h", msk(2026, 12, 7, 10), msk(2026, 12, 7, 9, 48)),
+]
+
+
+@pytest.mark.parametrize(("case", "start", "target", "due", "risk"), SLA,
+                         ids=[row[0] for row in SLA])
+def test_an_sla_is_due_after_its_business_time_and_at_risk_at_80_percent(
+        case: str, start: datetime, target: str, due: datetime, risk: datetime) -> None:
+    assert MOSCOW.sla(start, Duration.parse(target), 0.8) == (due, risk)

@@ -245,8 +245,9 @@ def test_closing_a_stage_moves_on_in_one_step(world: World, now: datetime) -> No
     assert first.checklist_snapshot[1]["evidence"] == "a family car"
     assert (second.kind, second.executor, second.closed_at) == ("forward", owner, None)
     task = Task.objects.get(visit=second)
+    # Due 4h in business time: Wednesday 10:00 + 4 working hours over the 13-14 lunch = 15:00.
     assert (task.title, task.kind, task.due_at) == ("Send the quote", "quote",
-                                                    now + timedelta(hours=4))
+                                                    now + timedelta(hours=5))
     event = last_event(t)
     assert event.type == "stage.closed"
     assert event.payload["transition"] == {"from": "new", "to": "offer", "kind": "forward"}

@@ -95,12 +95,16 @@ class BusinessCalendar:
 
         A deadline that uses up an interval exactly ends at its end (18:00, not 09:00 the next
         morning)."""
+        return self.add_time(moment, timedelta(minutes=minutes))
+
+    def add_time(self, moment: datetime, business: timedelta) -> datetime:
+        """``add_minutes`` for any amount of business time (seconds count too)."""
         moment = _aware(moment)
-        if minutes < 0:
-            raise ValueError("business minutes cannot be negative")
-        if minutes == 0:
+        if business < timedelta():
+            raise ValueError("business time cannot be negative")
+        if not business:
             return moment
-        left = timedelta(minutes=minutes)
+        left = business
         for a, b in self._windows(moment):
             if b <= moment:
                 continue
@@ -151,6 +155,16 @@ class BusinessCalendar:
             if hi > lo:
                 total += hi - lo
         return total
+
+    def sla(self, start: datetime, target: Duration, risk_share: float
+            ) -> tuple[datetime, datetime]:
+        """(due, at risk) of a target entered at ``start``: due after the target in business
+        time; at risk once ``risk_share`` of the business time up to due has passed."""
+        due = self.add(start, target)
+        total = self.between(start, due)
+        share = min(max(risk_share, 0.0), 1.0)
+        risk = self.add_time(start, timedelta(seconds=int(total.total_seconds() * share)))
+        return due, risk
 
     def with_zone(self, zone: ZoneInfo) -> BusinessCalendar:
         """The same rules read in another zone (a pipeline's own time zone)."""

@@ -13,6 +13,7 @@ from django.utils import timezone
 from estafeta.accounts.models import User
 from estafeta.accounts.selectors import actor_facts
 from estafeta.accounts.services import claim_users
+from estafeta.calendars.selectors import calendar_for
 from estafeta.core import clock
 from estafeta.core.db import insert
 from estafeta.domain.codes import (
@@ -103,15 +104,12 @@ def task_insert(*, ticket: Ticket, visit: StageVisit | None, kind: TaskKind, tit
 
 def task_from_template(*, ticket: Ticket, visit: StageVisit, stage: Stage, assignee: User,
                        actor: User | None, now: datetime, claimed: bool = False) -> Task:
-    """The stage's next task, due after the template's offset.
-
-    The offset is read on the wall clock here; business-time deadlines replace this in one
-    place when the business calendar arrives.
-    """
+    """The stage's next task, due after the template's offset in business time (``1d`` is
+    the same time the next working day; ``4h`` four working hours; docs/calendar.md)."""
     template = stage.task_template
     if template is None:  # a validated pipeline has one on every open stage
         raise Conflict(f"stage {stage.code!r} has no next-task template", code="no_template")
-    due = now + Duration.parse(template.due).wall_clock()
+    due = calendar_for(ticket.version).add(now, Duration.parse(template.due))
     return task_insert(ticket=ticket, visit=visit, kind=TaskKind(template.kind),
                        title=template.title, assignee=assignee, due_at=due, actor=actor, now=now,
                        claimed=claimed)

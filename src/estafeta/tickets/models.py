@@ -99,11 +99,26 @@ class StageVisit(UndeletableModel):
                                   related_name="+")
     override = models.BooleanField(default=False)
     checklist_snapshot = models.JSONField(null=True, blank=True)
+    # The stage's SLA in business time (docs/calendar.md): due, and at risk once
+    # ESTAFETA_SLA_RISK_SHARE of it has passed. NULL for stages without SLA and while paused;
+    # a paused visit keeps the business time that was left in sla_left / sla_risk_left.
+    sla_due_at = models.DateTimeField(_("SLA due"), null=True, blank=True)
+    sla_risk_at = models.DateTimeField(_("SLA at risk"), null=True, blank=True)
+    paused_at = models.DateTimeField(_("paused"), null=True, blank=True)
+    sla_left = models.DurationField(null=True, blank=True)
+    sla_risk_left = models.DurationField(null=True, blank=True)
 
     class Meta:
         verbose_name = _("stage visit")
         verbose_name_plural = _("stage visits")
         ordering = ["ticket", "seq"]
+        # The monitor polls these: only open visits are indexed.
+        indexes = [
+            models.Index(fields=["sla_due_at"], name="visit_sla_due",
+                         condition=Q(closed_at__isnull=True)),
+            models.Index(fields=["sla_risk_at"], name="visit_sla_risk",
+                         condition=Q(closed_at__isnull=True)),
+        ]
         constraints = [
             models.UniqueConstraint(fields=["ticket", "seq"], name="visit_seq_unique"),
             # Backstop for concurrent stage closes: a ticket is in at most one stage at a time.

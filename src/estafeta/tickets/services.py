@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from django.conf import settings
 from django.core.files.base import File
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -20,6 +21,7 @@ from django.utils import timezone
 from estafeta.accounts.models import User
 from estafeta.accounts.selectors import actor_facts
 from estafeta.accounts.services import claim_users
+from estafeta.calendars.selectors import calendar_for
 from estafeta.clients.models import Client
 from estafeta.clients.selectors import client_facts
 from estafeta.core import clock
@@ -39,7 +41,7 @@ from estafeta.domain.codes import (
     StageSemantic,
     TicketStatus,
 )
-from estafeta.domain.errors import BadInput, Conflict, EvidenceInvalid, NotFound
+from estafeta.domain.errors import BadInput, Conflict, EvidenceInvalid, Forbidden, NotFound
 from estafeta.domain.evidence import parse_money, validate_evidence
 from estafeta.domain.pipeline import plan_forward, plan_return, require_checklist
 from estafeta.domain.policy import (
@@ -178,10 +180,19 @@ def _enter(ticket: Ticket, stage: Stage, *, seq: int, kind: MoveKind, actor: Use
     """A new visit; terminal stages are entered and left at once (closed tickets have no open
     stage)."""
     terminal = stage.semantic != StageSemantic.OPEN
+    due = risk = None
+    target = stage.sla_target
+    if not terminal and target is not None and not target.is_zero():
+        due, risk = calendar_for(ticket.version).sla(now, target, _risk_share())
     return insert(
         StageVisit, ticket=ticket, stage=stage, seq=seq, kind=kind, entered_at=now,
         entered_by=actor, executor=None if terminal else executor,
-        closed_at=now if terminal else None, closed_by=actor if terminal else None)
+        closed_at=now if terminal else None, closed_by=actor if terminal else None,
+        sla_due_at=due, sla_risk_at=risk)
+
+
+def _risk_share() -> float:
+    return float(getattr(settings, "ESTAFETA_SLA_RISK_SHARE", 0.8))
 
 
 def _client_facts(ticket: Ticket) -> dict[str, Any]:
@@ -270,8 +281,6 @@ def ticket_create(
 
 
 def _default_prefix() -> str:
-    from django.conf import settings
-
     return str(settings.ESTAFETA_TICKET_PREFIX)
 
 
@@ -436,6 +445,74 @@ def stage_return(*, actor: User, ticket: Ticket, stage: str, to: str, reason: st
             "transition": {"from": stage, "to": target.code, "kind": MoveKind.BACKWARD},
             "checklist": snapshot, "executor": executor.pk, "task": task_brief(task),
             "reason": reason})
+    return ticket
+
+
+# --- waiting for the client ----------------------------------------------------------------
+
+
+def _pausable(ticket: Ticket, stage: Stage) -> bool:
+    """``pausable: true`` on the stage in the version's file (kept in the stored spec)."""
+    for spec in ticket.version.spec.get("stages", []):
+        if spec.get("code") == stage.code:
+            return bool(spec.get("pausable", False))
+    return False
+
+
+def stage_pause(*, actor: User, ticket: Ticket, reason: str, stage: str | None = None) -> Ticket:
+    """Stop the current stage's SLA clock while the ticket waits for the client.
+
+    Only where the stage allows it (``pausable: true``); the business time left is kept on the
+    visit and the due/at-risk moments are cleared, so the monitor does not see the visit.
+    """
+    reason = _text(reason, "reason", required=True)
+    now = clock.now()
+    with transaction.atomic():
+        ticket, visit = _lock_open(ticket, stage)
+        override = stage_authority(actor_facts(actor), ticket_facts(ticket, visit, assignees=False))
+        if not _pausable(ticket, visit.stage):
+            raise Forbidden(f"stage {visit.stage.code!r} cannot be paused in this pipeline",
+                            code="not_pausable")
+        if visit.paused_at is not None:
+            raise Conflict("the stage is already waiting for the client", code="already_paused")
+        calendar = calendar_for(ticket.version)
+        left = risk_left = None
+        if visit.sla_due_at is not None:
+            left = calendar.between(now, visit.sla_due_at)
+            risk_left = calendar.between(now, visit.sla_risk_at or now)
+        visit.paused_at, visit.sla_left, visit.sla_risk_left = now, left, risk_left
+        visit.sla_due_at = visit.sla_risk_at = None
+        visit.save(update_fields=["paused_at", "sla_left", "sla_risk_left", "sla_due_at",
+                                  "sla_risk_at"])
+        _save(ticket, now)
+        ticket_event(ticket, EventType.STAGE_PAUSED, actor, {
+            "stage": visit.stage.code, "reason": reason,
+            "sla_left": int(left.total_seconds()) if left is not None else None,
+            "override": override})
+    return ticket
+
+
+def stage_resume(*, actor: User, ticket: Ticket, stage: str | None = None) -> Ticket:
+    """Start the stage's SLA clock again: due and at risk after the business time that was left
+    when it stopped."""
+    now = clock.now()
+    with transaction.atomic():
+        ticket, visit = _lock_open(ticket, stage)
+        override = stage_authority(actor_facts(actor), ticket_facts(ticket, visit, assignees=False))
+        if visit.paused_at is None:
+            raise Conflict("the stage is not waiting for the client", code="not_paused")
+        calendar = calendar_for(ticket.version)
+        paused_for = calendar.between(visit.paused_at, now)
+        if visit.sla_left is not None:
+            visit.sla_due_at = calendar.add_time(now, visit.sla_left)
+            visit.sla_risk_at = calendar.add_time(now, visit.sla_risk_left or timedelta())
+        visit.paused_at = visit.sla_left = visit.sla_risk_left = None
+        visit.save(update_fields=["paused_at", "sla_left", "sla_risk_left", "sla_due_at",
+                                  "sla_risk_at"])
+        _save(ticket, now)
+        ticket_event(ticket, EventType.STAGE_RESUMED, actor, {
+            "stage": visit.stage.code, "sla_due_at": visit.sla_due_at,
+            "paused_for": int(paused_for.total_seconds()), "override": override})
     return ticket
 
 
