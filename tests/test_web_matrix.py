@@ -311,6 +311,9 @@ PAGES: dict[str, Page] = {
     "settings_lost_reason_active": _admin_post("/settings/lost-reasons/{reason}/active/",
                                                _const({"active": "0"}),
                                                missing="/settings/lost-reasons/999999/active/"),
+    "settings_calendar": _admin_page("/settings/calendar/"),
+    "settings_calendar_day": _admin_post("/settings/calendar/day/",
+                                         _const({"day": "2026-12-04", "kind": "off"})),
 }
 
 
