@@ -4,9 +4,12 @@ built from settings, Russian public holidays and the admins' calendar days."""
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from estafeta.calendars.models import CalendarDay
 from estafeta.calendars.selectors import calendar_days, company_calendar
@@ -228,9 +231,12 @@ def test_bad_calendar_days_are_refused(world: factories.World, kind: str, starts
 
 
 SLA = [
-    ("a morning's 4h", msk(2026, 12, 2, 10), "4h", msk(2026, 12, 2, 15), msk(2026, 12, 2, 14, 12)),
-    ("two working days", msk(2026, 12, 4, 10), "2d", msk(2026, 12, 8, 10), msk(2026, 12, 7, 15, 48)),
-    ("entered on Saturday", msk(2026, 12, 5, 10), "1h", msk(2026, 12, 7, 10), msk(2026, 12, 7, 9, 48)),
+    ("a morning's 4h", msk(2026, 12, 2, 10), "4h", msk(2026, 12, 2, 15),
+     msk(2026, 12, 2, 14, 12)),
+    ("two working days", msk(2026, 12, 4, 10), "2d", msk(2026, 12, 8, 10),
+     msk(2026, 12, 7, 15, 48)),
+    ("entered on Saturday", msk(2026, 12, 5, 10), "1h", msk(2026, 12, 7, 10),
+     msk(2026, 12, 7, 9, 48)),
 ]
 
 
@@ -239,3 +245,44 @@ SLA = [
 def test_an_sla_is_due_after_its_business_time_and_at_risk_at_80_percent(
         case: str, start: datetime, target: str, due: datetime, risk: datetime) -> None:
     assert MOSCOW.sla(start, Duration.parse(target), 0.8) == (due, risk)
+
+
+# --- the settings page -------------------------------------------------------------------------
+
+
+def test_an_admin_marks_a_day_off_on_the_settings_page(world: factories.World, client: Any
+                                                        ) -> None:
+    client.force_login(world.admin)
+    page = client.get("/settings/calendar/?year=2026")
+    assert page.status_code == 200
+    assert "31.12.2026" in page.content.decode()  # the public days off of the year
+    done = client.post("/settings/calendar/day/", {"day": "2026-12-04", "kind": "off",
+                                                   "note": "<b>Stocktaking</b>"})
+    assert done.status_code == 302 and done["Location"] == "/settings/calendar/?year=2026"
+    assert not company_calendar().is_working_day(date(2026, 12, 4))
+    body = client.get("/settings/calendar/?year=2026").content.decode()
+    assert "&lt;b&gt;Stocktaking&lt;/b&gt;" in body and "<b>Stocktaking" not in body
+
+
+def test_a_refused_day_changes_nothing_and_says_why(world: factories.World, client: Any
+                                                    ) -> None:
+    client.force_login(world.admin)
+    answer = client.post("/settings/calendar/day/", {"day": "2026-12-05", "kind": "working",
+                                                     "starts": "16:00", "ends": "10:00"})
+    assert answer.status_code == 400
+    assert not CalendarDay.objects.exists()
+    answer = client.post("/settings/calendar/day/", {"day": "not a date", "kind": "off"})
+    assert answer.status_code == 400
+
+
+def test_the_calendar_page_reads_a_fixed_number_of_queries(world: factories.World,
+                                                           client: Any) -> None:
+    client.force_login(world.admin)
+    calendar_day_set(actor=world.admin, day=date(2026, 12, 4), kind="off")
+    with CaptureQueriesContext(connection) as few:
+        client.get("/settings/calendar/?year=2026")
+    for day in range(5, 25):
+        calendar_day_set(actor=world.admin, day=date(2026, 12, day), kind="off")
+    with CaptureQueriesContext(connection) as many:
+        client.get("/settings/calendar/?year=2026")
+    assert len(many) == len(few)

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django.conf import settings
+from django.db.models import QuerySet
 
 from estafeta.core import clock
 from estafeta.domain.calendar import BusinessCalendar, Intervals, parse_week
@@ -111,9 +112,23 @@ def _build(zone_name: str) -> BusinessCalendar:
                             working_days=working)
 
 
-def calendar_days(*, year: int | None = None) -> list[CalendarDay]:
+def calendar_days(*, year: int | None = None) -> QuerySet[CalendarDay]:
     """The admins' calendar days (``normal`` ones too: they say who reverted what), by date."""
     rows = CalendarDay.objects.select_related("updated_by").order_by("day")
     if year is not None:
         rows = rows.filter(day__year=year)
-    return list(rows)
+    return rows
+
+
+def public_days(year: int) -> list[tuple[date, str, bool]]:
+    """The year's public days off and moved working days: (date, name, working), by date."""
+    off, moved = _public_days(range(year, year + 1))
+    country = str(getattr(settings, "ESTAFETA_HOLIDAYS", "RU") or "")
+    names: dict[date, str] = {}
+    if country:
+        import holidays
+
+        names = dict(holidays.country_holidays(country, years=year).items())
+    rows = [(day, names.get(day, ""), False) for day in off]
+    rows += [(day, "", True) for day in moved]
+    return sorted(rows)
