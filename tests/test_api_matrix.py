@@ -210,6 +210,9 @@ def test_collection_endpoints_matrix(world: World, role: str) -> None:
         "me": ("get", "/api/v1/users/me/", None, 200),
         "get user": ("get", f"/api/v1/users/{world.bob.pk}/", None, 200),
         "list teams": ("get", "/api/v1/teams/", None, 200),
+        "my notifications": ("get", "/api/v1/notifications/", None, 200),
+        "mark notifications read": ("post", "/api/v1/notifications/read/", {}, 200),
+        "delete notifications": ("delete", "/api/v1/notifications/", None, 405),
         "revoke token": ("post", "/api/v1/auth/token/revoke/", None, 204),
         "delete tickets": ("delete", "/api/v1/tickets/", None, 405),
     }
@@ -225,7 +228,7 @@ def test_collection_endpoints_matrix(world: World, role: str) -> None:
 @pytest.mark.parametrize("path", ["/api/v1/tickets/", "/api/v1/tasks/", "/api/v1/clients/",
                                   "/api/v1/pipelines/", "/api/v1/users/", "/api/v1/teams/",
                                   "/api/v1/tickets/Z-2026-000001/", "/api/v1/tasks/1/",
-                                  "/api/v1/auth/token/revoke/"])
+                                  "/api/v1/auth/token/revoke/", "/api/v1/notifications/"])
 def test_anonymous_gets_401(db: None, path: str) -> None:
     response = APIClient().get(path)
     assert response.status_code in (401, 405)

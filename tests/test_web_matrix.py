@@ -314,6 +314,10 @@ PAGES: dict[str, Page] = {
     "settings_calendar": _admin_page("/settings/calendar/"),
     "settings_calendar_day": _admin_post("/settings/calendar/day/",
                                          _const({"day": "2026-12-04", "kind": "off"})),
+    # notifications: everyone signed in, their own only (marking read records no event)
+    "notifications": Page("/notifications/", gated(SIGNED, 200)),
+    "notifications_read": Page("/notifications/read/", gated(SIGNED, 405), gated(SIGNED, 302),
+                               _const({}), records=False),
 }
 
 
@@ -674,5 +678,6 @@ def test_every_post_is_refused_without_a_csrf_token(cast: Cast) -> None:
             assert answer.unchanged, (name, sender)
         done = request(cast, who, "post", path, body, setup, ticket, csrf="token")
         assert done.outcome in (200, 302, LOGIN), (name, who, done.outcome)
-        if done.outcome == 302 and name not in ("login", "logout", "language"):
+        if done.outcome == 302 and name not in ("login", "logout", "language",
+                                                "notifications_read"):
             assert done.recorded, name

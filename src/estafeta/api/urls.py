@@ -3,6 +3,8 @@
 from django.urls import path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from estafeta.notifications import api as notifications
+
 from . import views
 from .errors import not_found
 
@@ -44,5 +46,8 @@ urlpatterns = [
     path("users/me/", views.UserMeView.as_view(), name="me"),
     path("users/<int:user_id>/", views.UserDetailView.as_view(), name="user"),
     path("teams/", views.TeamListView.as_view(), name="teams"),
+    path("notifications/", notifications.NotificationListView.as_view(), name="notifications"),
+    path("notifications/read/", notifications.NotificationReadView.as_view(),
+         name="notifications-read"),
     re_path(r"^.*$", not_found, name="not-found"),
 ]

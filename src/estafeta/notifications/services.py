@@ -287,3 +287,22 @@ def send_digests(now: datetime | None = None) -> int:
                       key=f"digest:{head.pk}:{day}", channels=("inapp", "email")):
                 queued += 1
     return queued
+
+
+# --- configuration -----------------------------------------------------------------------------
+
+
+def webhook_endpoint_save(*, actor: User | None, endpoint: WebhookEndpoint) -> WebhookEndpoint:
+    """Add or change a webhook endpoint (admins; the Django admin's form calls this). An
+    endpoint is switched off, never deleted: its notifications keep pointing at it."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(endpoint.url or "")
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise BadInput("a webhook URL starts with http:// or https:// and names a host",
+                       code="bad_webhook_url")
+    if len(endpoint.secret or "") < 16:
+        raise BadInput("a webhook secret has at least 16 characters", code="weak_secret")
+    endpoint.save()
+    log.info("webhook endpoint %s saved by %s", endpoint.pk, getattr(actor, "pk", None))
+    return endpoint
