@@ -132,6 +132,12 @@ MESSAGES: dict[str, Promise] = {
     "unknown_team": _("There is no such team."),
     "unknown_client": _("There is no such client."),
     "deletion_refused": _("Nothing is ever deleted in Estafeta."),
+    # business calendar and waiting for the client
+    "bad_day_kind": _CHOOSE,
+    "bad_interval": _("Working hours need a start before their end, like 09:00-18:00."),
+    "not_pausable": _("This stage cannot wait for the client in this pipeline."),
+    "already_paused": _("This stage is already waiting for the client."),
+    "not_paused": _("This stage is not waiting for the client."),
 }
 
 BY_CLASS: list[tuple[type[EstafetaError], Promise]] = [
