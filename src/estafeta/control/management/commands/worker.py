@@ -87,9 +87,9 @@ class Command(EstafetaCommand):
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, on_signal)
         while True:
-            close_old_connections()
             self.stdout.write(run_pass(options["now"]))
             self.stdout.flush()
             if options["once"] or stop.wait(options["interval"]):
                 break
+            close_old_connections()  # a database restart between passes is not fatal
         self.stdout.write("worker: stopped")
