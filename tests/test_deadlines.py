@@ -8,9 +8,11 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
+import yaml
 
 from estafeta.core import clock
-from estafeta.domain.errors import Conflict, Forbidden
+from estafeta.domain.errors import Conflict, Forbidden, PipelineInvalid
+from estafeta.domain.pipeline import parse_pipeline
 from estafeta.history.models import Event
 from estafeta.pipelines.models import Pipeline
 from estafeta.pipelines.services import pipeline_load
@@ -142,3 +144,22 @@ def test_a_pause_needs_a_reason_and_the_stage_executor_or_a_head(world: World) -
 def test_a_pause_on_a_stage_the_ticket_has_left_is_stale(world: World, stage: str) -> None:
     ticket = _at_offer(world)
     refused(lambda: ts.stage_pause(actor=ticket.owner, ticket=ticket, reason="w", stage=stage))
+
+
+def test_a_pipeline_file_names_a_bad_time_zone_and_a_pausable_terminal_stage() -> None:
+    data = yaml.safe_load((PIPELINES / "sales.yaml").read_text())
+    with pytest.raises(PipelineInvalid) as caught:
+        parse_pipeline({**data, "time_zone": "Mars/Olympus"})
+    assert caught.value.problems == [
+        "time_zone: 'Mars/Olympus' is not a time zone (like Europe/Moscow)"]
+    data["stages"][3]["pausable"] = True
+    with pytest.raises(PipelineInvalid) as caught:
+        parse_pipeline(data)
+    assert caught.value.problems == ["stages[3].pausable: a won stage is terminal"]
+
+
+def test_a_pipeline_without_the_new_keys_keeps_its_stored_form() -> None:
+    data = yaml.safe_load((PIPELINES / "sales.yaml").read_text())
+    stored = parse_pipeline(data).to_data()
+    assert "time_zone" not in stored
+    assert all("pausable" not in stage for stage in stored["stages"])
