@@ -4,6 +4,7 @@ rows in the same transaction (the dealership story of the design, and its variat
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -18,12 +19,22 @@ from estafeta.domain.pipeline import parse_pipeline
 from estafeta.history.models import Event
 from estafeta.notifications.models import Notification
 from estafeta.notifications.services import deliver_pending
+from estafeta.pipelines.services import pipeline_load
 from estafeta.tasks.models import Task
 from estafeta.tasks.services import TaskDraft, task_complete, task_plan, task_reschedule
+from estafeta.tickets.services import stage_pause, ticket_create
 
 from .factories import World
 
 MSK = ZoneInfo("Europe/Moscow")
+STORY_PIPELINE = """
+code: story
+name: Cars
+stages:
+  - {code: deal, name: Deal, executor: {rule: keep_owner},
+     next_task: {kind: call, title: Call the client, due: 1h}}
+  - {code: won, name: Won, semantic: won}
+"""
 
 
 def msk(*args: int) -> datetime:
@@ -38,7 +49,10 @@ def dealership_story(world: World) -> Task:
     world.head.save(update_fields=["email"])
     world.director.email = "dora@example.com"
     world.director.save(update_fields=["email"])
-    ticket = world.ticket(owner=world.ann)
+    # A pipeline whose stages carry no SLA: the story is about the promise alone.
+    pipeline_load(actor=None, source="story.yaml", text=STORY_PIPELINE)
+    ticket = ticket_create(actor=world.operator, pipeline="story", client=world.client,
+                           channel="walk_in", subject="A car", owner=world.ann)
     # The first task (call the client) is done; the promise is the next task.
     first = Task.objects.get(ticket=ticket, status="open")
     task_complete(actor=world.ann, task=first, successor=TaskDraft(
@@ -160,14 +174,13 @@ def test_a_head_with_an_overdue_task_of_their_own_goes_to_the_director(world: Wo
 
 def test_an_absent_owner_escalates_their_open_tickets_to_the_head_once_per_absence(
         world: World, now: datetime) -> None:
-    ticket = world.ticket(owner=world.bob)
-    with clock.frozen(now):
-        task_plan(actor=world.bob, ticket=ticket, draft=TaskDraft(
-            kind="call", title="Later", due_at=now + timedelta(days=30)))
-        Task.objects.filter(ticket=ticket, title="Call the client").update(
-            due_at=now + timedelta(days=30))
-        absence_add(actor=world.head, user=world.bob, starts_at=now + timedelta(hours=1),
-                    ends_at=now + timedelta(days=3), reason="sick")
+    pipeline_load(actor=None, source="story.yaml", text=STORY_PIPELINE)
+    ticket = ticket_create(actor=world.operator, pipeline="story", client=world.client,
+                           channel="walk_in", subject="A car", owner=world.bob)
+    task_reschedule(actor=world.bob, task=Task.objects.get(ticket=ticket),
+                    due_at=now + timedelta(days=30), reason="the client calls back")
+    absence_add(actor=world.head, user=world.bob, starts_at=now + timedelta(hours=1),
+                ends_at=now + timedelta(days=3), reason="sick")
     assert monitor_pass(now=now).total == 0
     report = monitor_pass(now=now + timedelta(hours=2))
     assert report.escalated == {"owner_unavailable/head": 1}
@@ -193,3 +206,36 @@ def test_acknowledging_is_for_the_teams_head_or_a_director_and_is_recorded_once(
         escalation_acknowledge(actor=world.director, escalation=escalation)
     # Acknowledged or not, the level is never raised again.
     assert monitor_pass(now=msk(2026, 12, 7, 21, 0)).total == 0
+
+
+def test_a_stage_sla_reminds_the_executor_at_risk_then_goes_to_the_head_and_the_director(
+        world: World) -> None:
+    # Wednesday 10:00: a new request, stage "new" has 2 business hours: at risk at 11:36 (80%),
+    # breached at 12:00; its first task (call the client) is due at 11:00.
+    ticket = world.ticket(owner=world.ann)
+    visit = ticket.visits.get()
+    assert (visit.sla_risk_at, visit.sla_due_at) == (msk(2026, 12, 2, 11, 36),
+                                                   msk(2026, 12, 2, 12, 0))
+    assert monitor_pass(now=msk(2026, 12, 2, 10, 59)).total == 0
+    assert monitor_pass(now=msk(2026, 12, 2, 11, 40)).escalated == {
+        "task_overdue/head": 1, "stage_at_risk/remind": 1}
+    assert Escalation.objects.get(level="remind").recipient == world.ann
+    assert monitor_pass(now=msk(2026, 12, 2, 12, 5)).escalated == {"stage_breached/head": 1}
+    # Four business hours after 11:00 is 16:00 (lunch 13-14); after 12:00 it is 17:00.
+    assert monitor_pass(now=msk(2026, 12, 2, 16, 10)).escalated == {"task_overdue/director": 1}
+    assert monitor_pass(now=msk(2026, 12, 2, 17, 5)).escalated == {
+        "stage_breached/director": 1}
+    assert escalations(visit=visit) == [(f"visit:{visit.pk}", "director", "dora"),
+                                        (f"visit:{visit.pk}", "head", "helen"),
+                                        (f"visit:{visit.pk}", "remind", "ann")]
+    assert monitor_pass(now=msk(2026, 12, 3, 17, 5)).total == 0
+
+
+def test_a_paused_stage_is_not_escalated(world: World) -> None:
+    pausable = (Path(__file__).parent / "pipelines" / "sales.yaml").read_text().replace(
+        "    sla: 2h\n", "    sla: 2h\n    pausable: true\n", 1)
+    pipeline_load(actor=None, source="sales.yaml", text=pausable)
+    ticket = world.ticket(owner=world.ann)
+    stage_pause(actor=world.ann, ticket=ticket, reason="the client is away until Monday")
+    report = monitor_pass(now=msk(2026, 12, 2, 12, 30))
+    assert report.escalated == {"task_overdue/head": 1}

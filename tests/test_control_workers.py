@@ -24,11 +24,14 @@ from estafeta.history.models import Event
 from estafeta.history.services import audit_verify
 from estafeta.notifications.models import Notification
 from estafeta.tasks.models import Task
+from estafeta.pipelines.services import pipeline_load
 from estafeta.tasks.services import TaskDraft, task_plan
+from estafeta.tickets.services import ticket_create
 
 from .conftest import T0
 from .factories import build_world
 from .test_concurrency import in_threads
+from .test_control import STORY_PIPELINE
 
 ROOT = Path(__file__).resolve().parent.parent
 # Friday noon in Moscow: every task due on Wednesday is past its head and director levels.
@@ -36,12 +39,16 @@ PASS_AT = datetime(2026, 12, 4, 9, 0, tzinfo=UTC)
 
 
 def overdue_world(count: int) -> int:
-    """The test world and ``count`` open tasks due on Wednesday 11:00, ten per ticket."""
+    """The test world and ``count`` open tasks due on Wednesday 11:00, ten per ticket (in a
+    pipeline without stage SLAs, so that only the tasks are late)."""
     with clock.frozen(T0):
         world = build_world()
+        pipeline_load(actor=None, source="story.yaml", text=STORY_PIPELINE)  # no stage SLAs
         made = 0
         while made < count:
-            ticket = world.ticket(owner=(world.ann, world.bob)[made % 2])
+            ticket = ticket_create(actor=world.operator, pipeline="story", client=world.client,
+                                   channel="phone", subject="A car",
+                                   owner=(world.ann, world.bob)[made % 2])
             made += 1
             for i in range(min(9, count - made)):
                 task_plan(actor=ticket.owner, ticket=ticket, draft=TaskDraft(

@@ -47,7 +47,7 @@ from estafeta.history.services import ticket_event
 from estafeta.notifications.services import notify
 from estafeta.pipelines.models import PipelineVersion
 from estafeta.tasks.models import Task
-from estafeta.tickets.models import Ticket
+from estafeta.tickets.models import StageVisit, Ticket
 from estafeta.tickets.selectors import open_visit, ticket_facts, ticket_for_update
 
 from .models import Escalation, MonitorCursor
@@ -87,6 +87,7 @@ class Candidate:
     task_id: int | None = None
     visit_id: int | None = None
     person_id: int | None = None  # whose work it is (assignee, executor, owner)
+    threshold: datetime | None = None  # the step's latest start moment in this pass
 
 
 # --- ladders -------------------------------------------------------------------------------
@@ -149,6 +150,26 @@ def _overdue_tasks(ladders: dict[int, tuple[Step, ...]], now: datetime) -> Itera
                             step.notify, due_at, task_id=pk, person_id=assignee_id)
 
 
+def _late_visits(ladders: dict[int, tuple[Step, ...]], now: datetime) -> Iterator[Candidate]:
+    """Open stage visits past their risk moment (risk steps) or SLA due time (breach steps);
+    paused visits have neither and are not found."""
+    for when, column, reason in ((Trigger.RISK, "sla_risk_at", Reason.STAGE_AT_RISK),
+                                 (Trigger.BREACH, "sla_due_at", Reason.STAGE_BREACHED)):
+        for step, versions in _steps(ladders, when):
+            threshold = _threshold(step, versions, now)
+            rows = (StageVisit.objects.filter(closed_at__isnull=True,
+                                              **{f"{column}__lte": threshold})
+                    .filter(~Exists(Escalation.objects.filter(visit_id=OuterRef("pk"),
+                                                              level=step.level))))
+            if versions is not None:
+                rows = rows.filter(ticket__version_id__in=versions)
+            for pk, ticket_id, due_at, executor_id in rows.order_by().values_list(
+                    "pk", "ticket_id", "sla_due_at", "executor_id").iterator(chunk_size=2000):
+                yield Candidate(ticket_id, f"visit:{pk}", reason, step.level, step.notify,
+                                due_at, visit_id=pk, person_id=executor_id,
+                                threshold=threshold)
+
+
 def _unavailable_owners(now: datetime) -> Iterator[Candidate]:
     """Open tickets whose owner is deactivated or away now (one escalation per absence)."""
     away: dict[int, str] = {}
@@ -194,6 +215,7 @@ def _without_next_task(now: datetime) -> Iterator[Candidate]:
 def _candidates(now: datetime) -> Iterator[Candidate]:
     ladders = _ladders()
     yield from _overdue_tasks(ladders, now)
+    yield from _late_visits(ladders, now)
     yield from _unavailable_owners(now)
     yield from _without_next_task(now)
 
@@ -228,6 +250,11 @@ def _still_late(c: Candidate, ticket: Ticket, now: datetime) -> bool:
     if c.task_id is not None:
         return Task.objects.filter(pk=c.task_id, status=TaskStatus.OPEN,
                                    due_at__lte=c.due_at).exists()
+    if c.visit_id is not None:
+        column = "sla_risk_at" if c.reason is Reason.STAGE_AT_RISK else "sla_due_at"
+        # Paused, resumed or closed since it was read: only its current moment counts.
+        return StageVisit.objects.filter(pk=c.visit_id, closed_at__isnull=True,
+                                         **{f"{column}__lte": c.threshold}).exists()
     if c.reason is Reason.OWNER_UNAVAILABLE:
         return ticket.owner_id == c.person_id
     return True
