@@ -21,7 +21,7 @@ from estafeta.notifications.models import Notification
 from estafeta.notifications.services import deliver_pending
 from estafeta.pipelines.services import pipeline_load
 from estafeta.tasks.models import Task
-from estafeta.tasks.services import TaskDraft, task_complete, task_plan, task_reschedule
+from estafeta.tasks.services import TaskDraft, task_complete, task_reschedule
 from estafeta.tickets.services import stage_pause, ticket_create
 
 from .factories import World

@@ -23,8 +23,8 @@ from estafeta.core import clock
 from estafeta.history.models import Event
 from estafeta.history.services import audit_verify
 from estafeta.notifications.models import Notification
-from estafeta.tasks.models import Task
 from estafeta.pipelines.services import pipeline_load
+from estafeta.tasks.models import Task
 from estafeta.tasks.services import TaskDraft, task_plan
 from estafeta.tickets.services import ticket_create
 
