@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from argparse import ArgumentTypeError
 from typing import Any
 
@@ -62,4 +64,15 @@ class Command(EstafetaCommand):
             return
         url = f"http://{options['host']}:{options['port']}/admin/"
         self.stdout.write(f"The web UI is the Django admin for now: log in at {url} as admin.")
-        call_command("serve", host=options["host"], port=options["port"], no_migrate=True)
+        # The monitor and the outbox run beside the web server, as a child process stopped
+        # with it (mail is printed here unless ESTAFETA_SMTP_HOST is set).
+        worker = subprocess.Popen([sys.executable, "-m", "estafeta", "worker",
+                                   "--interval", "30"])
+        try:
+            call_command("serve", host=options["host"], port=options["port"], no_migrate=True)
+        finally:
+            worker.terminate()  # SIGTERM: it finishes its pass and exits
+            try:
+                worker.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                worker.kill()
