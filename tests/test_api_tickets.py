@@ -61,6 +61,20 @@ def test_create_with_existing_client(world: World) -> None:
     assert {i["code"] for i in body["checklist"]} == {"contacted", "need", "budget"}
 
 
+@pytest.mark.parametrize("who", ["operator", "ann"])
+def test_the_creation_answer_is_the_ticket_as_read_back(world: World, who: str) -> None:
+    person = getattr(world, who)
+    body = new_ticket_body(world) if who == "operator" else {
+        "pipeline": "sales", "channel": "walk_in", "subject": "A van",
+        "client_name": "Vera", "client_phone": "+7 912 000-11-22"}
+    with CaptureQueriesContext(connection) as queries:
+        made = api(person).post("/api/v1/tickets/", body, format="json")
+    assert made.status_code == 201, made.content
+    read = api(person).get(f"/api/v1/tickets/{made.json()['number']}/")
+    assert made.json() == read.json()
+    assert sum(q["sql"].startswith("SELECT") for q in queries.captured_queries) <= 8
+
+
 def test_create_with_new_client_and_first_task(world: World) -> None:
     r = api(world.ann).post("/api/v1/tickets/", {
         "pipeline": "sales", "channel": "web_form", "subject": "Trucks",

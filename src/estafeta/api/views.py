@@ -145,6 +145,21 @@ def _ticket_out(user: User, number: str, *, acted: Ticket | None = None) -> dict
     return dict(s.TicketSerializer(ticket).data)
 
 
+def _created_out(ticket: Ticket, client: Client) -> dict[str, Any]:
+    """A ticket just registered, as ``_ticket_out`` shows it, without reading it back: the
+    service returned it with its version, stage and owner, its first stage's checklist is still
+    empty, and only its first task is read (one query instead of six)."""
+    ticket.client = client
+    ticket.pipeline = ticket.version.pipeline
+    ticket.api_checklist = [  # type: ignore[attr-defined]
+        {"code": item.code, "title": item.title, "required": item.required,
+         "evidence_kind": item.evidence, "done": False, "evidence": None}
+        for item in ticket.stage.items.all()]
+    ticket.api_open_tasks = list(  # type: ignore[attr-defined]
+        ticket.tasks.filter(status="open").select_related("ticket").order_by("due_at", "pk"))
+    return dict(s.TicketSerializer(ticket).data)
+
+
 # --- authentication ------------------------------------------------------------------------
 
 
@@ -223,7 +238,7 @@ class TicketListView(ApiView):
                     channel=data["channel"], subject=data["subject"],
                     description=data["description"], amount=data.get("amount"),
                     first_task=_draft(data.get("first_task"), "first_task"))
-            return Response(_ticket_out(user, ticket.number), status=201)
+            return Response(_created_out(ticket, client), status=201)
 
         return idempotent(request, produce)
 
