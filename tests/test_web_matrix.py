@@ -180,6 +180,16 @@ def _hugo(c: Cast, t: Ticket | None) -> dict[str, Any]:
     return {"hugo": make_user("hugo", "head").pk}
 
 
+def _escalated(c: Cast, t: Ticket) -> dict[str, Any]:
+    """The monitor a day later: the ticket's overdue first task has escalated to the head."""
+    from estafeta.control.models import Escalation
+    from estafeta.control.services import monitor_pass
+
+    monitor_pass(now=clock.now() + timedelta(days=1))
+    return {"e": Escalation.objects.filter(ticket=t, level="head").values_list(
+        "pk", flat=True)[0]}
+
+
 def _due(**delta: float) -> str:
     return timezone.localtime(later(**delta)).strftime("%Y-%m-%dT%H:%M")
 
@@ -318,6 +328,8 @@ PAGES: dict[str, Page] = {
     "notifications": Page("/notifications/", gated(SIGNED, 200)),
     "notifications_read": Page("/notifications/read/", gated(SIGNED, 405), gated(SIGNED, 302),
                                _const({}), records=False),
+    # the control panel: heads and directors
+    "control": Page("/control/", gated(HEADS, 200)),
 }
 
 
@@ -389,6 +401,8 @@ TICKETED: dict[str, Ticketed] = {
                                          "next_due": _due(days=3)}),
     "task_reschedule": Ticketed("/tasks/{t}/reschedule/", WORKERS, "see", "task",
                                 lambda k: {"due_at": _due(days=3), "reason": "asked"}),
+    "escalation_acknowledge": Ticketed("/control/escalations/{e}/acknowledge/", HEADS, None,
+                                       "supervise", _const({}), _escalated),
 }
 
 

@@ -114,6 +114,7 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
                 "estafeta.web.context.nav",
                 "estafeta.notifications.context.bell",
+                "estafeta.control.context.control",
             ]
         },
     }

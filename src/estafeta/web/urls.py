@@ -4,7 +4,7 @@ One module per area under ``pages/``; ``lists`` comes before ``tickets`` so that
 ``tickets/new/`` is not read as a ticket number.
 """
 
-from .pages import admin, auth, board, calendar, lists, notifications, team, tickets, todo
+from .pages import admin, auth, board, calendar, control, lists, notifications, team, tickets, todo
 
 app_name = "web"
 
@@ -18,4 +18,5 @@ urlpatterns = [
     *admin.urlpatterns,
     *calendar.urlpatterns,
     *notifications.urlpatterns,
+    *control.urlpatterns,
 ]
