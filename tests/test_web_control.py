@@ -125,3 +125,37 @@ def test_names_typed_by_people_stay_text_on_the_panel(world: World) -> None:
     with clock.frozen(clock.now() + timedelta(days=1)):
         html = signed_in(world.head).get("/control/?show=escalations").content.decode()
     assert "<script>alert(1)</script>" not in html and "&lt;script&gt;" in html
+
+
+def test_the_ticket_page_shows_the_stage_sla_clock_in_business_time(world: World) -> None:
+    # Wednesday 10:00 Moscow, stage "new" has 2 business hours: due 12:00, at risk from 11:36.
+    ticket = world.ticket(owner=world.ann)
+    http = signed_in(world.ann)
+
+    def clock_text(minutes: int) -> str:
+        with clock.frozen(clock.now() + timedelta(minutes=minutes)):
+            html = http.get(f"/tickets/{ticket.number}/").content.decode()
+        match = re.search(r'<p class="sla-clock" id="sla">(.*?)</p>', html, re.S)
+        assert match, "no SLA clock"
+        return " ".join(re.sub(r"<[^>]+>", " ", match.group(1)).split())
+
+    assert "on time 2 h 0 min of business time left" in clock_text(0)
+    assert "at risk 0 h 20 min of business time left" in clock_text(100)
+    # 14:30: 12:00-13:00 and 14:00-14:30 are business time; lunch is not.
+    assert "breached 1 h 30 min of business time late" in clock_text(270)
+
+
+def test_the_ticket_page_lists_escalations_and_a_head_acknowledges_there(world: World) -> None:
+    ticket = world.ticket(owner=world.ann)
+    monitor_pass(now=clock.now() + timedelta(days=1))
+    page = f"/tickets/{ticket.number}/"
+    seller = signed_in(world.ann).get(page).content.decode()
+    assert 'id="escalations"' in seller and "task overdue" in seller
+    assert "Acknowledge" not in seller  # a seller sees the history, cannot acknowledge
+    head = signed_in(world.head)
+    html = head.get(page).content.decode()
+    forms = re.findall(r'action="(/control/escalations/\d+/acknowledge/)"', html)
+    assert len(forms) == Escalation.objects.filter(ticket=ticket).count() == 5
+    answer = head.post(forms[0], {"next": page})
+    assert answer.status_code == 302 and answer["Location"] == page
+    assert "acknowledged by Helen" in head.get(page).content.decode()

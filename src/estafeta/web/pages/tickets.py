@@ -29,6 +29,8 @@ from django.views.decorators.http import require_GET, require_POST
 from estafeta.accounts.models import User
 from estafeta.accounts.selectors import actor_facts
 from estafeta.clients.models import ClientContact
+from estafeta.control.selectors import sla_clock, ticket_escalations
+from estafeta.core import clock
 from estafeta.domain.codes import EventType, StageSemantic, TaskStatus
 from estafeta.domain.errors import EstafetaError, NotFound
 from estafeta.domain.policy import TicketFacts, is_participant, is_supervisor
@@ -314,6 +316,9 @@ def _page_context(request: HttpRequest, ticket: Ticket, bound: dict[str, Any]) -
         "works": works, "supervisor": supervisor, "runs_stage": runs_stage,
         "is_open": ticket.is_open,
     }
+    # Internal control: the stage's SLA clock and the escalation history.
+    context["sla"] = sla_clock(ticket, visit, clock.now())
+    context["escalations"] = ticket_escalations(ticket)
     if ticket.is_open and works:
         context["plan_form"] = bound.get("plan") or TaskPlanForm(prefix="plan")
         context["activity_form"] = bound.get("contact") or ActivityForm()
