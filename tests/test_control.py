@@ -22,7 +22,7 @@ from estafeta.notifications.services import deliver_pending
 from estafeta.pipelines.services import pipeline_load
 from estafeta.tasks.models import Task
 from estafeta.tasks.services import TaskDraft, task_complete, task_reschedule
-from estafeta.tickets.services import stage_pause, ticket_create
+from estafeta.tickets.services import activity_log, stage_pause, ticket_create
 
 from .factories import World
 
@@ -239,3 +239,20 @@ def test_a_paused_stage_is_not_escalated(world: World) -> None:
     stage_pause(actor=world.ann, ticket=ticket, reason="the client is away until Monday")
     report = monitor_pass(now=msk(2026, 12, 2, 12, 30))
     assert report.escalated == {"task_overdue/head": 1}
+
+
+def test_a_ticket_left_without_a_next_task_is_reported_loudly_to_the_admins(
+        world: World, now: datetime, caplog: pytest.LogCaptureFixture) -> None:
+    ticket = world.ticket(owner=world.ann)
+    assert monitor_pass(now=now).total == 0  # the cursor starts here
+    # Promise 2 broken behind the services' back (as a bad import or a bug would): the open
+    # task disappears; the next change on the ticket brings it to the monitor's attention.
+    Task.objects.filter(ticket=ticket).update(status="cancelled", done_at=now)
+    activity_log(actor=world.ann, ticket=ticket, kind="call", direction="out",
+                 outcome="no_answer")
+    with caplog.at_level("ERROR", logger="estafeta.control"):
+        report = monitor_pass(now=now + timedelta(minutes=1))
+    assert report.escalated == {"no_next_task/admins": 1}
+    assert f"ticket {ticket.number} is open without a valid next task" in caplog.text
+    assert Notification.objects.filter(recipient=world.admin, kind="escalation").exists()
+    assert monitor_pass(now=now + timedelta(minutes=2)).total == 0

@@ -158,3 +158,18 @@ def test_worker_refuses_a_moment_without_its_offset() -> None:
                            "2026-12-07T19:00"], cwd=ROOT, capture_output=True, text=True,
                           timeout=120, check=False)
     assert done.returncode == 2 and "UTC offset" in done.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.sqlite_only
+def test_three_worker_processes_on_one_sqlite_file_escalate_each_level_once(
+        shared_db: dict[str, str]) -> None:
+    run(shared_db, "tests.control_worker", "setup", "60")
+    procs = [subprocess.Popen([sys.executable, "-m", "estafeta", "worker", "--once", "--now",
+                               PASS_AT.isoformat()], cwd=ROOT, env=shared_db,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(3)]
+    for p in procs:
+        _, err = p.communicate(timeout=300)
+        assert p.returncode == 0, err
+    assert report(shared_db) == {"escalations": 120, "pending": 0, "sent": 120}

@@ -159,3 +159,15 @@ def test_the_ticket_page_lists_escalations_and_a_head_acknowledges_there(world: 
     answer = head.post(forms[0], {"next": page})
     assert answer.status_code == 302 and answer["Location"] == page
     assert "acknowledged by Helen" in head.get(page).content.decode()
+
+
+def test_acknowledging_twice_says_so_in_words(world: World) -> None:
+    ticket = world.ticket(owner=world.ann)
+    monitor_pass(now=clock.now() + timedelta(days=1))
+    escalation = Escalation.objects.filter(ticket=ticket).first()
+    assert escalation is not None
+    url = f"/control/escalations/{escalation.pk}/acknowledge/"
+    assert signed_in(world.head).post(url).status_code == 302
+    again = signed_in(world.director).post(url)
+    assert again.status_code == 409
+    assert "This escalation is already acknowledged." in again.content.decode()

@@ -30,7 +30,7 @@ from functools import partial
 from typing import Any
 
 from django.db import IntegrityError, transaction
-from django.db.models import Exists, Max, OuterRef
+from django.db.models import Exists, Max, OuterRef, Q
 
 from estafeta.accounts.models import Absence, User
 from estafeta.accounts.selectors import actor_facts
@@ -195,8 +195,10 @@ def _without_next_task(now: datetime) -> Iterator[Candidate]:
         name="next_task", defaults={"position": -1, "updated_at": now})
     top = Event.objects.aggregate(top=Max("pk"))["top"] or 0
     start = top - EVENT_LAG if cursor.position < 0 else cursor.position - EVENT_LAG
+    # The monitor's own events change nothing about a ticket's tasks.
+    own = Q(type__startswith="escalation.")
     ticket_ids = set(Event.objects.filter(pk__gt=start, pk__lte=top, ticket__isnull=False)
-                     .values_list("ticket_id", flat=True))
+                     .exclude(own).values_list("ticket_id", flat=True))
     MonitorCursor.objects.filter(pk=cursor.pk, position__lt=top).update(position=top,
                                                                          updated_at=now)
     if not ticket_ids:
@@ -205,8 +207,9 @@ def _without_next_task(now: datetime) -> Iterator[Candidate]:
                                 assignee__is_active=True)
     rows = (Ticket.objects.filter(pk__in=ticket_ids, status=TicketStatus.OPEN)
             .filter(~Exists(valid)).order_by())
-    for pk, number, last in rows.annotate(last=Max("events__pk")).values_list(
-            "pk", "number", "last"):
+    # The subject names the ticket's last change, so a later breakage is reported again.
+    last_change = Max("events__pk", filter=~Q(events__type__startswith="escalation."))
+    for pk, number, last in rows.annotate(last=last_change).values_list("pk", "number", "last"):
         log.error("ticket %s is open without a valid next task (promise 2 broken)", number)
         yield Candidate(pk, f"ticket:{pk}:no-task:{last}", Reason.NO_NEXT_TASK, "admins",
                         Notify.ADMINS)

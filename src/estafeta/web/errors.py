@@ -91,6 +91,9 @@ MESSAGES: dict[str, Promise] = {
     "file_empty": _("The file is empty."),
     # who may act
     "not_executor": _("Only the current stage's executor or a head of sales can do this."),
+    "not_supervisor": _("Only a head of the ticket's team or a director can acknowledge an "
+                        "escalation."),
+    "escalation_acknowledged": _("This escalation is already acknowledged."),
     "not_participant": _("Only the people working on this ticket or their head of sales can do "
                          "this."),
     "not_owner": _("Only the owner, the executor or a head of sales can close this ticket."),
