@@ -62,8 +62,10 @@ class Command(EstafetaCommand):
         self.stdout.write(result.summary())
         if options["no_serve"]:
             return
-        url = f"http://{options['host']}:{options['port']}/admin/"
-        self.stdout.write(f"The web UI is the Django admin for now: log in at {url} as admin.")
+        url = f"http://{options['host']}:{options['port']}/"
+        self.stdout.write(f"Open {url} and sign in as ivanov (a seller), sokolova (a head of "
+                          "sales), morozov (the director), orlova (the operator) or admin; the "
+                          f"API is at {url}api/v1/docs/.")
         # The monitor and the outbox run beside the web server, as a child process stopped
         # with it (mail is printed here unless ESTAFETA_SMTP_HOST is set).
         worker = subprocess.Popen([sys.executable, "-m", "estafeta", "worker",
