@@ -6,7 +6,7 @@ from __future__ import annotations
 import html
 import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -20,11 +20,14 @@ from django.urls import reverse
 
 from estafeta.accounts.models import Absence, Team, User
 from estafeta.accounts.services import absence_add
+from estafeta.calendars.services import calendar_day_set
 from estafeta.clients.models import Client, Segment, Territory
 from estafeta.clients.services import ANONYMISED_NAME
 from estafeta.domain.codes import TaskStatus
 from estafeta.history.models import Checkpoint, Event
 from estafeta.history.services import checkpoint_create
+from estafeta.notifications.models import WebhookEndpoint
+from estafeta.notifications.services import notify, webhook_endpoint_save
 from estafeta.pipelines.models import LostReason, Pipeline
 from estafeta.tasks.models import Task
 from estafeta.tickets import services as ts
@@ -63,6 +66,13 @@ def full(world: World) -> Full:
                 reason="holiday")
     Segment.objects.create(code="retail", name="Retail")  # reference data has no service
     Territory.objects.create(code="north", name="North")
+    calendar_day_set(actor=world.admin, day=date(2026, 12, 31), kind="off", note="New Year's Eve")
+    notify(recipient=world.head, kind="escalation", key="admin-test", ticket=t, channels=("inapp",),
+           payload={"level": "head", "reason": "task_overdue", "ticket": t.number,
+                    "client": "Ivan Petrov", "stage": "Offer", "task": "", "due_at": "",
+                    "assignee": "Ann", "promise": ""})
+    webhook_endpoint_save(actor=world.admin, endpoint=WebhookEndpoint(
+        url="https://crm.example/hook", secret="s" * 32))
     checkpoint_create()
     return Full(world, t)
 
