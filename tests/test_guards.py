@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
@@ -11,11 +11,16 @@ from django.core.management.base import CommandError
 from django.db import DatabaseError, connection, models, transaction
 
 from estafeta.accounts.services import absence_add
+from estafeta.calendars.services import calendar_day_set
 from estafeta.clients.models import Segment, Territory
+from estafeta.control.services import monitor_pass
+from estafeta.core import clock
 from estafeta.core.db import guarded_models, install_guards, missing_guards
 from estafeta.domain.errors import DeletionRefused
 from estafeta.history.models import Event
 from estafeta.history.services import checkpoint_create
+from estafeta.notifications.models import WebhookEndpoint
+from estafeta.notifications.services import webhook_endpoint_save
 from estafeta.tickets import services as ts
 from estafeta.tickets.models import Ticket
 
@@ -37,6 +42,12 @@ def full(world: World, now: datetime) -> World:
                                file=SimpleUploadedFile("a.pdf", b"%PDF", "application/pdf"))
     ts.activity_log(actor=world.ann, ticket=t, kind="call", direction="out", outcome="connected")
     ts.document_issue(actor=world.ann, ticket=t, kind="invoice", number="1", amount="10")
+    calendar_day_set(actor=world.admin, day=date(2026, 12, 31), kind="off")
+    webhook_endpoint_save(actor=world.admin, endpoint=WebhookEndpoint(
+        url="https://crm.example/hook", secret="s" * 32))
+    month_later = now + timedelta(days=30)
+    with clock.frozen(month_later):  # the task is long overdue: an escalation and its notices
+        monitor_pass(now=month_later)
     checkpoint_create()
     return world
 
