@@ -15,7 +15,7 @@ the person may not see, so that numbers cannot be probed.
 
 from __future__ import annotations
 
-from django.db.models import Q, QuerySet
+from django.db.models import Exists, OuterRef, Q, QuerySet
 
 from estafeta.accounts.models import User
 from estafeta.accounts.selectors import actor_facts
@@ -28,8 +28,13 @@ from estafeta.tasks.models import Task
 from .models import Ticket
 
 
-def tickets_visible_to(user: User) -> QuerySet[Ticket]:
-    """Every ticket ``user`` may see (an empty set for the inactive and the anonymous)."""
+def tickets_visible_to(user: User, *, point: bool = False) -> QuerySet[Ticket]:
+    """Every ticket ``user`` may see (an empty set for the inactive and the anonymous).
+
+    ``point=True`` states the same rule for looking up a few tickets (by number, by client):
+    "holds a task on it" becomes a correlated EXISTS probing the task index of each candidate,
+    instead of reading every task the person ever held (thousands for a busy seller), which
+    suits lists."""
     if not getattr(user, "is_active", False) or not getattr(user, "pk", None):
         return Ticket.objects.none()
     role = Role(user.role)
@@ -37,8 +42,11 @@ def tickets_visible_to(user: User) -> QuerySet[Ticket]:
         return Ticket.objects.all()
     if role is Role.ADMIN:
         return Ticket.objects.none()
-    worked = Task.objects.filter(assignee=user).values("ticket_id")
-    q = Q(owner=user) | Q(pk__in=worked)
+    if point:
+        worked = Q(Exists(Task.objects.filter(ticket=OuterRef("pk"), assignee=user)))
+    else:
+        worked = Q(pk__in=Task.objects.filter(assignee=user).values("ticket_id"))
+    q = Q(owner=user) | worked
     if role is Role.HEAD:
         headed = actor_facts(user).headed_team_ids
         if headed:
@@ -49,7 +57,7 @@ def tickets_visible_to(user: User) -> QuerySet[Ticket]:
 
 
 def can_see(user: User, ticket: Ticket) -> bool:
-    return tickets_visible_to(user).filter(pk=ticket.pk).exists()
+    return tickets_visible_to(user, point=True).filter(pk=ticket.pk).exists()
 
 
 def access_ticket(user: User, number: str) -> Ticket:
@@ -60,7 +68,8 @@ def access_ticket(user: User, number: str) -> Ticket:
     if parsed is None:
         raise NotFound(f"there is no ticket {number!r}", code="unknown_ticket")
     normal = (number or "").strip().upper()
-    ticket = (tickets_visible_to(user).select_related("stage", "pipeline", "owner", "client")
+    ticket = (tickets_visible_to(user, point=True)
+              .select_related("stage", "pipeline", "owner", "client")
               .filter(number=normal).first())
     if ticket is None:
         raise NotFound(f"there is no ticket {normal}", code="unknown_ticket")
@@ -76,8 +85,9 @@ def access_task(user: User, task_id: int) -> Task:
     for a missing task and for one on a ticket the person may not see."""
     task = None
     if 0 < task_id <= _MAX_ID:
-        task = (Task.objects.select_related("ticket", "assignee")
-                .filter(pk=task_id, ticket__in=tickets_visible_to(user)).first())
+        task = Task.objects.select_related("ticket", "assignee").filter(pk=task_id).first()
+        if task is not None and not can_see(user, task.ticket):
+            task = None
     if task is None:
         raise NotFound(f"there is no task {task_id}", code="unknown_task")
     return task
@@ -106,7 +116,7 @@ def access_client(user: User, client_id: int) -> Client:
         client = Client.objects.filter(pk=client_id).first()
         if (client is not None and Role(user.role) not in (Role.DIRECTOR, Role.ADMIN)
                 and client.created_by_id != user.pk
-                and not tickets_visible_to(user).filter(client_id=client_id).exists()):
+                and not tickets_visible_to(user, point=True).filter(client_id=client_id).exists()):
             client = None
     if client is None:
         raise NotFound(f"there is no client {client_id}", code="unknown_client")
