@@ -126,6 +126,9 @@ def test_the_dealership_story_escalates_to_the_head_once_and_to_the_director_nex
     printed = capsys.readouterr().out
     assert sent_to(printed) == ["helen@example.com"]
     assert ticket.number in printed and "Ivan Petrov" in printed and promise.title in printed
+    # ...and when it was promised, in the company's time, and who is told, in words.
+    assert "07.12.2026 18:00 MSK" in printed
+    assert "руководитель отдела продаж" in printed or "the head of sales" in printed
     # A second pass changes nothing: no row, no event, no notification, no mail.
     counts = (Escalation.objects.count(), Event.objects.count(), Notification.objects.count())
     assert monitor_pass(now=msk(2026, 12, 7, 19, 5)).total == 0

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import re
 import smtplib
+from datetime import datetime
 from typing import Any
 
 from django.conf import settings
 from django.core.mail import EmailMessage, get_connection
 from django.core.mail.backends.base import BaseEmailBackend
 from django.template.loader import select_template
+from django.utils import timezone
 
 from .models import Notification
 from .services import SENT, Outcome
@@ -53,6 +55,28 @@ def backend() -> BaseEmailBackend:
         use_tls=tls == "starttls", use_ssl=tls == "ssl", timeout=TIMEOUT, fail_silently=False)
 
 
+# Who a ladder step reaches, as the recipient reads it.
+LEVELS = {
+    "ru": {"remind": "напоминание исполнителю", "head": "руководитель отдела продаж",
+           "director": "директор", "admin": "администратор"},
+    "en": {"remind": "a reminder to the executor", "head": "the head of sales",
+           "director": "the director", "admin": "the administrators"},
+}
+
+
+def _local(value: Any) -> str:
+    """An ISO moment from a payload as people read it: company time, with the zone's name."""
+    if not value or not isinstance(value, str):
+        return ""
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        return header_safe(value)
+    if moment.tzinfo is None:
+        return header_safe(value)
+    return timezone.localtime(moment).strftime("%d.%m.%Y %H:%M %Z")
+
+
 def render(n: Notification) -> tuple[str, str]:
     """(subject, body) in the recipient's language; the template's first line is the subject."""
     lang = n.recipient.language if n.recipient.language in ("ru", "en") else "ru"
@@ -68,6 +92,9 @@ def render(n: Notification) -> tuple[str, str]:
         "ticket": n.ticket.number if n.ticket is not None else n.payload.get("ticket", ""),
         "link": f"{base}/tickets/{n.ticket.number}/" if base and n.ticket is not None else "",
     }
+    context["due"] = _local(n.payload.get("due_at"))
+    context["level"] = LEVELS.get(lang, {}).get(str(n.payload.get("level")),
+                                              str(n.payload.get("level", "")))
     text = template.render(context).strip()
     subject, _, body = text.partition("\n")
     return header_safe(subject), body.strip() + "\n"
