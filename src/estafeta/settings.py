@@ -77,6 +77,7 @@ INSTALLED_APPS = [
     "estafeta.web",
     "estafeta.api",
     "estafeta.notifications",
+    "estafeta.analytics",
     "rest_framework",
     "rest_framework.authtoken",
     "drf_spectacular",
