@@ -13,15 +13,17 @@ from django.db import transaction
 from rest_framework.test import APIClient
 
 from estafeta.accounts.models import User
+from estafeta.pipelines.services import pipeline_load
 from estafeta.tasks.models import Task
 from estafeta.tickets.models import Ticket
 from estafeta.tickets.services import (
     checklist_item_complete,
     stage_close,
+    stage_pause,
     ticket_close_lost,
 )
 
-from .factories import World, later
+from .factories import PIPELINES, World, later
 
 pytestmark = pytest.mark.django_db
 
@@ -102,6 +104,17 @@ def _to_contract(world: World, ticket: Ticket) -> None:
                             stage="contract", item="signed_on", evidence="2026-12-01")
 
 
+def _paused(world: World, ticket: Ticket) -> None:
+    stage_pause(actor=world.director, ticket=ticket, reason="The client is away")
+
+
+def _pausable_sales() -> None:
+    """A second version of "sales" whose stage "new" may wait for the client."""
+    text = (PIPELINES / "sales.yaml").read_text()
+    pipeline_load(actor=None, source="sales.yaml",
+                  text=text.replace("    sla: 2h\n", "    sla: 2h\n    pausable: true\n"))
+
+
 def _lost(world: World, ticket: Ticket) -> None:
     ticket_close_lost(actor=world.director, ticket=ticket, reason="price")
 
@@ -141,6 +154,10 @@ CASES: dict[str, Case] = {
     "reassign": Case("post", "/api/v1/tickets/{n}/reassign/", _other_owner, 200, supervises),
     "reopen": Case("post", "/api/v1/tickets/{n}/reopen/", lambda w, t: {"reason": "back"},
                    200, supervises, _lost),
+    "pause": Case("post", "/api/v1/tickets/{n}/pause/",
+                  lambda w, t: {"reason": "The client is away", "stage": "new"}, 200, works),
+    "resume": Case("post", "/api/v1/tickets/{n}/resume/", lambda w, t: {"stage": "new"}, 200,
+                   works, _paused),
     "get task": Case("get", "/api/v1/tasks/{t}/", None, 200, sees),
     "complete task": Case("post", "/api/v1/tasks/{t}/complete/",
                           lambda w, t: {"successor": _draft()}, 200, works),
@@ -172,6 +189,7 @@ def _call(client: APIClient, world: World, ticket: Ticket, case: Case) -> int:
 @pytest.mark.parametrize("relation", RELATIONS)
 @pytest.mark.parametrize("role", ROLES)
 def test_ticket_endpoints_matrix(world: World, role: str, relation: str) -> None:
+    _pausable_sales()
     ticket = ticket_for(world, role, relation)
     client = APIClient()
     client.force_authenticate(actor_of(world, role))

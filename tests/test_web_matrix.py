@@ -43,10 +43,16 @@ from estafeta.accounts.services import absence_add, user_deactivate
 from estafeta.core import clock
 from estafeta.history.models import Event
 from estafeta.pipelines.models import LostReason, clear_version_cache
+from estafeta.pipelines.services import pipeline_load
 from estafeta.tasks.models import Task
 from estafeta.tasks.services import task_plan
 from estafeta.tickets.models import Ticket
-from estafeta.tickets.services import checklist_item_complete, stage_close, ticket_close_lost
+from estafeta.tickets.services import (
+    checklist_item_complete,
+    stage_close,
+    stage_pause,
+    ticket_close_lost,
+)
 from estafeta.web import urls as web_urls
 
 from .dbstate import APPS
@@ -117,6 +123,9 @@ class Cast:
 def cast(world: World) -> Cast:
     w = world
     opal = make_user("opal", "operator")
+    # A second version of "sales" whose stage "new" may wait for the client (pause, resume).
+    pipeline_load(actor=None, source="sales.yaml",
+                  text=SALES_YAML.replace("    sla: 2h\n", "    sla: 2h\n    pausable: true\n"))
     tickets = {"ann": w.ticket(actor=w.operator, owner=w.ann),
                "bob": w.ticket(actor=w.operator, owner=w.bob),
                "olga": w.ticket(actor=opal, owner=w.olga),
@@ -157,6 +166,11 @@ def _with_file(c: Cast, t: Ticket) -> dict[str, Any]:
                                     stage="contract", item="scan", file=upload)
     assert isinstance(entry.evidence, dict)
     return {"f": entry.evidence["file_id"]}
+
+
+def _paused(c: Cast, t: Ticket) -> dict[str, Any]:
+    stage_pause(actor=c.world.director, ticket=t, reason="The client is away")
+    return {}
 
 
 def _lost(c: Cast, t: Ticket) -> dict[str, Any]:
@@ -393,6 +407,10 @@ TICKETED: dict[str, Ticketed] = {
                                 _other_owner),
     "ticket_reopen": Ticketed("/tickets/{n}/reopen/", WORKERS, None, "supervise",
                               _const({"reopen-reason": "back"}), _lost),
+    "ticket_pause": Ticketed("/tickets/{n}/pause/", WORKERS, None, "stage",
+                             _const({"stage": "new", "pause-reason": "The client is away"})),
+    "ticket_resume": Ticketed("/tickets/{n}/resume/", WORKERS, None, "stage",
+                              _const({"stage": "new"}), _paused),
     "board_move": Ticketed("/board/move/", BOARD, None, "stage",
                            lambda k: {"number": k["n"], "stage": "new"}, _fill_new),
     "task_complete": Ticketed("/tasks/{t}/complete/", WORKERS, "see", "task",

@@ -48,6 +48,8 @@ from estafeta.tickets.services import (
     checklist_item_complete,
     document_issue,
     stage_close,
+    stage_pause,
+    stage_resume,
     ticket_close_lost,
     ticket_close_won,
     ticket_create,
@@ -59,7 +61,7 @@ from estafeta.tickets.services import (
 
 from . import serializers as s
 from .errors import ErrorSerializer
-from .fields import MAX_ID, IdField
+from .fields import MAX_ID, IdField, code_field
 from .idempotency import HEADER, idempotent
 from .pagination import Pagination
 from .parsers import SafeJSONParser, TextYAMLParser, YAMLTextParser
@@ -406,6 +408,39 @@ class ReopenView(TicketActionView):
 
     def act(self, user: User, ticket: Ticket, data: dict[str, Any]) -> Any:
         return ticket_reopen(actor=user, ticket=ticket, reason=data["reason"], to=data.get("to"))
+
+
+class PauseSerializer(drf.Serializer):
+    reason = drf.CharField(max_length=10000, help_text="why the stage waits for the client")
+    stage = code_field(required=False, help_text="the stage the person saw (409 if it moved)")
+
+
+class ResumeSerializer(drf.Serializer):
+    stage = code_field(required=False, help_text="the stage the person saw (409 if it moved)")
+
+
+class PauseView(TicketActionView):
+    input = PauseSerializer
+
+    @_action(PauseSerializer, "Wait for the client: stop the current stage's SLA clock "
+                              "(stages marked pausable; the executor or a head)")
+    def post(self, request: Request, number: str) -> Response:
+        return super().post(request, number)
+
+    def act(self, user: User, ticket: Ticket, data: dict[str, Any]) -> Any:
+        return stage_pause(actor=user, ticket=ticket, reason=data["reason"],
+                           stage=data.get("stage") or None)
+
+
+class ResumeView(TicketActionView):
+    input = ResumeSerializer
+
+    @_action(ResumeSerializer, "Resume a stage waiting for the client: its SLA clock runs again")
+    def post(self, request: Request, number: str) -> Response:
+        return super().post(request, number)
+
+    def act(self, user: User, ticket: Ticket, data: dict[str, Any]) -> Any:
+        return stage_resume(actor=user, ticket=ticket, stage=data.get("stage") or None)
 
 
 class ActivityView(ApiView):

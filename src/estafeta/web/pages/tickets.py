@@ -46,6 +46,8 @@ from estafeta.tickets.services import (
     checklist_item_complete,
     document_issue,
     stage_close,
+    stage_pause,
+    stage_resume,
     ticket_close_lost,
     ticket_close_won,
     ticket_reassign,
@@ -121,6 +123,8 @@ EVENT_TITLES: dict[str, Any] = {
     EventType.TASK_CANCELLED: gettext_lazy("Task cancelled"),
     EventType.ACTIVITY_LOGGED: gettext_lazy("Contact logged"),
     EventType.DOCUMENT_ISSUED: gettext_lazy("Document issued"),
+    EventType.STAGE_PAUSED: gettext_lazy("Waiting for the client (SLA clock stopped)"),
+    EventType.STAGE_RESUMED: gettext_lazy("Resumed (SLA clock running again)"),
 }
 
 
@@ -178,6 +182,8 @@ def _details(etype: str, p: dict[str, Any], stages: dict[str, str], items: dict[
     elif etype == EventType.DOCUMENT_ISSUED:
         out.append((label(p.get("kind"), "document_kind"),
                     f"{p.get('number')} · {p.get('amount')} {p.get('currency')}"))
+    elif etype in (EventType.STAGE_PAUSED, EventType.STAGE_RESUMED):
+        out.append((_("Stage"), stage(p.get("stage"))))
     elif etype == EventType.TICKET_WON and p.get("amount") is not None:
         out.append((_("Amount"), f"{p.get('amount')} {p.get('currency') or ''}".strip()))
     if etype in (EventType.STAGE_CLOSED, EventType.STAGE_RETURNED,
@@ -258,6 +264,20 @@ def _forward_targets(stage_list: list[Stage], current: Stage) -> list[tuple[str,
     return out
 
 
+class PauseForm(forms.Form):
+    """Why the current stage waits for the client (shown in the history)."""
+
+    reason = forms.CharField(label=gettext_lazy("Reason"), max_length=10000,
+                             widget=forms.Textarea(attrs={"rows": 2}))
+
+
+def _stage_pausable(ticket: Ticket, stage: Stage) -> bool:
+    """``pausable: true`` on the stage in the ticket's pipeline version (the service decides;
+    this only says whether to offer the form)."""
+    return any(spec.get("code") == stage.code and spec.get("pausable")
+               for spec in ticket.version.spec.get("stages", []))
+
+
 def _page_context(request: HttpRequest, ticket: Ticket, bound: dict[str, Any]) -> dict[str, Any]:
     user = request.user
     stage_list = ticket.version.stage_list
@@ -332,6 +352,10 @@ def _page_context(request: HttpRequest, ticket: Ticket, bound: dict[str, Any]) -
             context["missing"] = [row.item.title for row in checklist
                                   if row.item.required and row.entry is None]
             context["won_form"] = bound.get("won") or WonForm()
+            if visit.paused_at is not None:
+                context["resume_allowed"] = True
+            elif _stage_pausable(ticket, visit.stage):
+                context["pause_form"] = bound.get("pause") or PauseForm(prefix="pause")
     elif ticket.status == "won" and works:
         context["document_form"] = bound.get("document") or DocumentForm()
     if supervisor and ticket.is_open:
@@ -553,6 +577,26 @@ def reopen(request: HttpRequest, ticket: Ticket) -> HttpResponse:
     return _perform(request, ticket, "reopen", form, act, _("Ticket reopened."))
 
 
+@_action
+def pause(request: HttpRequest, ticket: Ticket) -> HttpResponse:
+    form = PauseForm(request.POST, prefix="pause")
+
+    def act() -> object:
+        return stage_pause(actor=request.user, ticket=ticket,  # type: ignore[arg-type]
+                           reason=form.cleaned_data["reason"], stage=_stage_seen(request) or None)
+    return _perform(request, ticket, "pause", form, act,
+                    _("The stage waits for the client; its SLA clock is stopped."))
+
+
+@_action
+def resume(request: HttpRequest, ticket: Ticket) -> HttpResponse:
+    def act() -> object:
+        return stage_resume(actor=request.user, ticket=ticket,  # type: ignore[arg-type]
+                            stage=_stage_seen(request) or None)
+    return _perform(request, ticket, "resume", None, act,
+                    _("The stage is resumed; its SLA clock runs again."))
+
+
 urlpatterns = [
     path("tickets/<str:number>/", ticket_page, name="ticket"),
     path("tickets/<str:number>/items/<slug:code>/", item_complete, name="ticket_item"),
@@ -565,5 +609,7 @@ urlpatterns = [
     path("tickets/<str:number>/documents/", document, name="ticket_document"),
     path("tickets/<str:number>/reassign/", reassign, name="ticket_reassign"),
     path("tickets/<str:number>/reopen/", reopen, name="ticket_reopen"),
+    path("tickets/<str:number>/pause/", pause, name="ticket_pause"),
+    path("tickets/<str:number>/resume/", resume, name="ticket_resume"),
     path("tickets/<str:number>/files/<int:file_id>/", evidence_download, name="ticket_file"),
 ]
