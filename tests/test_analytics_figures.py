@@ -352,3 +352,44 @@ def test_k1_contacts_logged_by_an_integration_have_no_performer(world: World) ->
     assert [(r["performer"], r["contacts"], r["calls_attempted"]) for r in table.rows] == [
         (w.ann.pk, 0, 1), (None, 1, 1)]
     assert k1_contacts(NOV, Cut(seller=w.ann.pk)).total("contacts") == 0
+
+
+@pytest.mark.parametrize(("figure", "queries"), [
+    (k1_contacts, 1), (k2_leads, 1), (k3_documents, 1), (k4_transitions, 1), (k10_outcomes, 2)])
+def test_a_figure_reads_a_fixed_number_of_queries(world: World, figure: Any, queries: int,
+                                                  django_assert_num_queries: Any) -> None:
+    w = world
+
+    def history(count: int, day: int) -> None:
+        for n in range(count):
+            with clock.frozen(at(11, day)):
+                ticket = w.ticket(owner=w.ann, amount="10")
+                w.fill_new(ticket)
+                activity_log(actor=w.ann, ticket=ticket, kind="call", direction="out",
+                             outcome="connected")
+                document_issue(actor=w.ann, ticket=ticket, kind="quote",
+                               number=f"Q-{day}-{n}", amount="10")
+                stage_close(actor=w.ann, ticket=ticket, stage="new")
+                ticket_close_lost(actor=w.ann, ticket=ticket, reason="price")
+
+    history(1, 2)
+    few = Period.parse("2026-11-02..2026-11-02")
+    with django_assert_num_queries(queries):
+        assert figure(few, ALL).facts
+    history(6, 3)
+    many = Period.parse("2026-11-02..2026-11-03")
+    with django_assert_num_queries(queries):
+        assert len(figure(many, ALL).facts) >= 7
+
+
+def test_seller_rows_sum_to_the_team_total(world: World) -> None:
+    w = world
+    with clock.frozen(at(11, 2)):
+        for owner, amount in ((w.ann, "100"), (w.bob, "250"), (w.bob, "5"), (w.olga, "9")):
+            ticket = w.ticket(owner=owner, amount=amount)
+            ticket_close_lost(actor=owner, ticket=ticket, reason="price")
+    team = k10_outcomes(NOV, Cut(team=w.sales.pk))
+    sellers = [k10_outcomes(NOV, Cut(seller=s.pk)) for s in (w.ann, w.bob)]
+    assert team.total("lost_value") == sum(t.total("lost_value") for t in sellers) == 355
+    assert team.total("lost") == sum(t.total("lost") for t in sellers) == 3
+    assert k10_outcomes(NOV, ALL).total("lost") == 4
