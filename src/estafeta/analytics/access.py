@@ -1,0 +1,81 @@
+"""Who may see which cut of the figures.
+
+A seller sees only their own figures (the cut is narrowed to them); a head of sales their
+teams, with a row per seller (the cut is narrowed to a team they head, or one of its sellers);
+a director everything. Any other cut, and any other role, is refused with ``Forbidden``.
+Drill-downs list only tickets the person may see (``tickets.access.tickets_visible_to``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from django.db.models import QuerySet
+
+from estafeta.accounts.models import Team, User
+from estafeta.domain.codes import Role
+from estafeta.domain.errors import Forbidden
+from estafeta.tickets.access import tickets_visible_to
+from estafeta.tickets.models import Ticket
+
+from .period import Cut
+
+ANALYTICS_ROLES = (Role.SELLER, Role.HEAD, Role.DIRECTOR)
+
+
+def _refuse(what: str) -> Forbidden:
+    return Forbidden(f"you may not see the figures of {what}", code="analytics_forbidden")
+
+
+def headed_team_ids(user: User) -> list[int]:
+    return list(Team.objects.filter(head=user).order_by("pk").values_list("pk", flat=True))
+
+
+def scope_cut(user: User, cut: Cut) -> Cut:
+    """``cut`` as ``user`` may see it: narrowed to what is theirs, or ``Forbidden``."""
+    if not getattr(user, "is_active", False) or not getattr(user, "pk", None):
+        raise _refuse("anyone")
+    role = Role(user.role)
+    if role is Role.DIRECTOR:
+        return cut
+    if role is Role.SELLER:
+        if cut.seller not in (None, user.pk):
+            raise _refuse("another seller")
+        if cut.team is not None and cut.team != user.team_id:
+            raise _refuse("another team")
+        return replace(cut, seller=user.pk, team=None)
+    if role is Role.HEAD:
+        teams = headed_team_ids(user)
+        if cut.team is not None and cut.team not in teams:
+            raise _refuse("another team")
+        if cut.seller is not None:
+            if cut.seller == user.pk:
+                return replace(cut, team=None)
+            team = User.objects.filter(pk=cut.seller).values_list("team_id", flat=True).first()
+            if team not in teams or (cut.team is not None and team != cut.team):
+                raise _refuse("a seller of another team")
+            return replace(cut, team=team)
+        if cut.team is None:
+            if not teams:
+                return replace(cut, seller=user.pk)
+            return replace(cut, team=teams[0])
+        return cut
+    raise _refuse("the company")
+
+
+def drill_down(user: User, ticket_ids: set[int]) -> QuerySet[Ticket]:
+    """The tickets behind a cell that ``user`` may see."""
+    return tickets_visible_to(user).filter(pk__in=sorted(ticket_ids))
+
+
+# --- what a dashboard shows of each figure ---------------------------------------------------
+
+# figure -> the keys its rows are shown by (a person first; money never mixes currencies)
+ROWS_BY: dict[str, tuple[str, ...]] = {
+    "K1": ("performer",),
+    "K2": ("owner",),
+    "K3": ("owner", "currency"),
+    "K4": ("owner",),
+    "K10": ("owner", "currency"),
+}
+PERSON_KEYS = frozenset({"performer", "owner", "creator", "issuer", "actor"})
