@@ -344,6 +344,12 @@ PAGES: dict[str, Page] = {
                                _const({}), records=False),
     # the control panel: heads and directors
     "control": Page("/control/", gated(HEADS, 200)),
+    # K11 energy ratings: heads rate their team's sellers (Oscar is refused Ann), directors any;
+    # sellers see their own only if the company allows it (not by default); heads are sent on
+    "ratings": Page("/ratings/", gated(HEADS, 200),
+                    lambda who: 403 if who == "other_head" else gated(HEADS, 302)(who),
+                    lambda k: {"seller": k["ann"], "score": "4", "comment": "steady"}),
+    "ratings_me": Page("/ratings/me/", lambda who: 302 if who in HEADS else gated(HEADS, 403)(who)),
 }
 
 

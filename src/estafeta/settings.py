@@ -78,6 +78,7 @@ INSTALLED_APPS = [
     "estafeta.api",
     "estafeta.notifications",
     "estafeta.analytics",
+    "estafeta.ratings",
     "rest_framework",
     "rest_framework.authtoken",
     "drf_spectacular",
@@ -265,3 +266,6 @@ ESTAFETA_MAIL_FROM = os.environ.get("ESTAFETA_MAIL_FROM", "estafeta@localhost")
 ESTAFETA_BASE_URL = os.environ.get("ESTAFETA_BASE_URL", "")  # for links in emails
 ESTAFETA_NOTIFY_MAX_ATTEMPTS = int(os.environ.get("ESTAFETA_NOTIFY_MAX_ATTEMPTS", "10"))
 ESTAFETA_DIGEST_HOUR = int(os.environ.get("ESTAFETA_DIGEST_HOUR", "9"))  # local hour of digests
+
+# K11 energy level (docs/ratings.md): may sellers see the ratings their heads give them?
+ESTAFETA_SELLERS_SEE_OWN_ENERGY = _env_bool("ESTAFETA_SELLERS_SEE_OWN_ENERGY")

@@ -194,3 +194,5 @@ class EventType(StrEnum):
     # internal control
     ESCALATION_RAISED = "escalation.raised"
     ESCALATION_ACKNOWLEDGED = "escalation.acknowledged"
+    # K11 energy level
+    ENERGY_RATED = "energy.rated"

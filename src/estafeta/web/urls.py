@@ -4,7 +4,19 @@ One module per area under ``pages/``; ``lists`` comes before ``tickets`` so that
 ``tickets/new/`` is not read as a ticket number.
 """
 
-from .pages import admin, auth, board, calendar, control, lists, notifications, team, tickets, todo
+from .pages import (
+    admin,
+    auth,
+    board,
+    calendar,
+    control,
+    lists,
+    notifications,
+    ratings,
+    team,
+    tickets,
+    todo,
+)
 
 app_name = "web"
 
@@ -19,4 +31,5 @@ urlpatterns = [
     *calendar.urlpatterns,
     *notifications.urlpatterns,
     *control.urlpatterns,
+    *ratings.urlpatterns,
 ]
