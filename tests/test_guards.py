@@ -21,6 +21,7 @@ from estafeta.history.models import Event
 from estafeta.history.services import checkpoint_create
 from estafeta.notifications.models import WebhookEndpoint
 from estafeta.notifications.services import webhook_endpoint_save
+from estafeta.ratings.services import energy_rate
 from estafeta.tickets import services as ts
 from estafeta.tickets.models import Ticket
 
@@ -43,6 +44,7 @@ def full(world: World, now: datetime) -> World:
     ts.activity_log(actor=world.ann, ticket=t, kind="call", direction="out", outcome="connected")
     ts.document_issue(actor=world.ann, ticket=t, kind="invoice", number="1", amount="10")
     calendar_day_set(actor=world.admin, day=date(2026, 12, 31), kind="off")
+    energy_rate(world.head, world.ann, now.date(), 4, "steady")
     webhook_endpoint_save(actor=world.admin, endpoint=WebhookEndpoint(
         url="https://crm.example/hook", secret="s" * 32))
     month_later = now + timedelta(days=30)
