@@ -231,6 +231,10 @@ def test_collection_endpoints_matrix(world: World, role: str) -> None:
         "my notifications": ("get", "/api/v1/notifications/", None, 200),
         "mark notifications read": ("post", "/api/v1/notifications/read/", {}, 200),
         "delete notifications": ("delete", "/api/v1/notifications/", None, 405),
+        "analytics figure": ("get", "/api/v1/analytics/K2/?period=2026-11", None,
+                             200 if role in ("seller", "head", "director") else 403),
+        "analytics of another team": ("get", f"/api/v1/analytics/K2/?team={world.other.pk}",
+                                      None, 200 if role == "director" else 403),
         "revoke token": ("post", "/api/v1/auth/token/revoke/", None, 204),
         "delete tickets": ("delete", "/api/v1/tickets/", None, 405),
     }
@@ -246,7 +250,8 @@ def test_collection_endpoints_matrix(world: World, role: str) -> None:
 @pytest.mark.parametrize("path", ["/api/v1/tickets/", "/api/v1/tasks/", "/api/v1/clients/",
                                   "/api/v1/pipelines/", "/api/v1/users/", "/api/v1/teams/",
                                   "/api/v1/tickets/Z-2026-000001/", "/api/v1/tasks/1/",
-                                  "/api/v1/auth/token/revoke/", "/api/v1/notifications/"])
+                                  "/api/v1/auth/token/revoke/", "/api/v1/notifications/",
+                                  "/api/v1/analytics/K1/"])
 def test_anonymous_gets_401(db: None, path: str) -> None:
     response = APIClient().get(path)
     assert response.status_code in (401, 405)

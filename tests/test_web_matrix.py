@@ -350,6 +350,10 @@ PAGES: dict[str, Page] = {
                     lambda who: 403 if who == "other_head" else gated(HEADS, 302)(who),
                     lambda k: {"seller": k["ann"], "score": "4", "comment": "steady"}),
     "ratings_me": Page("/ratings/me/", lambda who: 302 if who in HEADS else gated(HEADS, 403)(who)),
+    # analytics (issue 5): sellers their own figures, heads their teams, directors all
+    "analytics": Page("/analytics/", gated(BOARD, 200)),
+    "analytics_tickets": Page("/analytics/K2/tickets/", gated(BOARD, 200)),
+    "analytics_export": Page("/analytics/K2/export/?format=csv", gated(BOARD, 200)),
 }
 
 

@@ -8,17 +8,21 @@ Drill-downs list only tickets the person may see (``tickets.access.tickets_visib
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import replace
+from typing import Any
 
 from django.db.models import QuerySet
 
 from estafeta.accounts.models import Team, User
+from estafeta.core import clock
 from estafeta.domain.codes import Role
 from estafeta.domain.errors import Forbidden
 from estafeta.tickets.access import tickets_visible_to
 from estafeta.tickets.models import Ticket
 
-from .period import Cut
+from .figures import Table
+from .period import CUT_FIELDS, Cut, Period, company_tz
 
 ANALYTICS_ROLES = (Role.SELLER, Role.HEAD, Role.DIRECTOR)
 
@@ -79,3 +83,27 @@ ROWS_BY: dict[str, tuple[str, ...]] = {
     "K10": ("owner", "currency"),
 }
 PERSON_KEYS = frozenset({"performer", "owner", "creator", "issuer", "actor"})
+
+
+def dashboard_rows(table: Table) -> tuple[tuple[str, ...], list[dict[str, Any]], dict[str, Any]]:
+    """The rows a dashboard (and the API, and the report) shows of ``table``: by ``ROWS_BY``,
+    with the total row."""
+    keys = ROWS_BY[table.figure]
+    rows = table.rollup(*keys)
+    total = (table.rollup() or [dict.fromkeys(table.columns, 0)])[0]
+    return keys, rows, total
+
+
+def read_period(data: Mapping[str, Any]) -> Period:
+    """``period`` from a query string; the current month when left out."""
+    text = data.get("period") or ""
+    if not text:
+        today = clock.now().astimezone(company_tz()).date()
+        return Period.month(today.year, today.month)
+    return Period.parse(text)
+
+
+def read_cut(user: User, data: Mapping[str, Any]) -> Cut:
+    """The cut named in a query string, checked and narrowed to what ``user`` may see."""
+    values = {k: data.get(k) for k in CUT_FIELDS if data.get(k)}
+    return scope_cut(user, Cut.parse(values))

@@ -5,7 +5,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from estafeta.notifications import api as notifications
 
-from . import views
+from . import analytics, views
 from .errors import not_found
 
 app_name = "api"
@@ -51,5 +51,6 @@ urlpatterns = [
     path("notifications/", notifications.NotificationListView.as_view(), name="notifications"),
     path("notifications/read/", notifications.NotificationReadView.as_view(),
          name="notifications-read"),
+    path("analytics/<str:figure>/", analytics.FigureView.as_view(), name="analytics-figure"),
     re_path(r"^.*$", not_found, name="not-found"),
 ]

@@ -6,6 +6,7 @@ One module per area under ``pages/``; ``lists`` comes before ``tickets`` so that
 
 from .pages import (
     admin,
+    analytics,
     auth,
     board,
     calendar,
@@ -32,4 +33,5 @@ urlpatterns = [
     *notifications.urlpatterns,
     *control.urlpatterns,
     *ratings.urlpatterns,
+    *analytics.urlpatterns,
 ]

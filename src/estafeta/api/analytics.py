@@ -1,0 +1,77 @@
+"""``/api/v1/analytics/<figure>/``: the figures of the dashboard as JSON (docs/analytics-ui.md).
+
+The same rows as the page: a seller gets their own figures, a head their teams with a row per
+seller, a director everything; another cut answers 403, a bad period or cut 400.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import serializers as drf
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from estafeta.analytics.access import ANALYTICS_ROLES, dashboard_rows, read_cut, read_period
+from estafeta.analytics.figures import FIGURES
+from estafeta.analytics.period import CUT_FIELDS
+from estafeta.domain.codes import Role
+from estafeta.domain.errors import BadInput, Forbidden
+
+from .errors import ErrorSerializer
+from .views import ApiView
+
+
+class FigureSerializer(drf.Serializer):
+    figure = drf.CharField(help_text="K1, K2, K3, K4 or K10")
+    unit = drf.CharField()
+    period = drf.CharField(help_text="The period as read, e.g. 2026-11")
+    start = drf.DateTimeField(help_text="First instant (company time zone)")
+    end = drf.DateTimeField(help_text="First instant after the period")
+    cut = drf.DictField(help_text="The cut applied (narrowed to what you may see)")
+    keys = drf.ListField(child=drf.CharField(), help_text="What each row is about")
+    columns = drf.ListField(child=drf.CharField())
+    rows = drf.ListField(child=drf.DictField(),
+                         help_text="Keys (user ids, codes) and numbers; money as strings")
+    total = drf.DictField()
+
+
+def _plain(row: dict[str, Any]) -> dict[str, Any]:
+    return {k: str(v) if isinstance(v, Decimal) else v for k, v in row.items()}
+
+
+def figure_data(code: str, period: Any, cut: Any) -> dict[str, Any]:
+    table = FIGURES[code](period, cut)
+    keys, rows, total = dashboard_rows(table)
+    return {"figure": table.figure, "unit": table.unit, "period": period.label,
+            "start": period.start, "end": period.end, "cut": cut.as_dict(), "keys": list(keys),
+            "columns": list(table.columns), "rows": [_plain(r) for r in rows],
+            "total": _plain(total)}
+
+
+PARAMETERS = [
+    OpenApiParameter("period", OpenApiTypes.STR, description=(
+        "2026-11, 2026-W48, 2026-Q4, 2026 or 2026-11-01..2026-11-15; this month if left out")),
+    *[OpenApiParameter(name, OpenApiTypes.INT if name in ("seller", "team") else OpenApiTypes.STR,
+                       description=f"Only this {name}") for name in CUT_FIELDS],
+]
+
+
+class FigureView(ApiView):
+    @extend_schema(parameters=PARAMETERS,
+                   responses={200: FigureSerializer, 400: ErrorSerializer, 401: ErrorSerializer,
+                              403: ErrorSerializer},
+                   summary="One figure (K1, K2, K3, K4, K10) for a period and a cut")
+    def get(self, request: Request, figure: str) -> Response:
+        if Role(self.person.role) not in ANALYTICS_ROLES:
+            raise Forbidden("the figures are for sellers, heads and directors",
+                            code="analytics_forbidden")
+        if figure not in FIGURES:
+            raise BadInput(f"there is no figure {figure!r}; use {', '.join(FIGURES)}",
+                           code="bad_figure", value=figure)
+        period = read_period(request.query_params)
+        cut = read_cut(self.person, request.query_params)
+        return Response(FigureSerializer(figure_data(figure, period, cut)).data)

@@ -1,0 +1,265 @@
+"""The analytics dashboard (issue 5): /analytics/ with a period and a cut, a card per figure
+with its table, a chart, a "how is this counted?" note, export links and drill-downs.
+
+Sellers see their own figures, heads their teams with a row per seller, directors everything
+(``analytics/access.py``); other cuts answer 403, bad periods and cuts 400. A cell's count links
+to the tickets behind it, of which only those the person may see are listed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.urls import path
+from django.utils.http import urlencode
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy as _l
+from django.views.decorators.http import require_GET
+
+from estafeta.accounts.models import User
+from estafeta.analytics import charts
+from estafeta.analytics.access import (
+    ANALYTICS_ROLES,
+    PERSON_KEYS,
+    dashboard_rows,
+    drill_down,
+    read_cut,
+    read_period,
+)
+from estafeta.analytics.figures import FIGURES, Table
+from estafeta.analytics.period import CUT_FIELDS, Cut, Period
+from estafeta.core.export import export_response
+from estafeta.domain.errors import BadInput, EstafetaError
+
+from ..errors import describe, status_for
+from .common import error_page, paginate, query_without, roles_required
+
+TITLES = {
+    "K1": _l("Contacts made"),
+    "K2": _l("Leads"),
+    "K3": _l("Documents issued"),
+    "K4": _l("Stage moves"),
+    "K10": _l("Deals won and lost"),
+}
+HOW = {
+    "K1": _l("Activities in the period for whoever performed them: emails sent, outgoing calls "
+             "(attempted; connected ones are contacts), video calls and meetings held or "
+             "missed. A contact is a sent email, a connected call or a held video call or "
+             "meeting."),
+    "K2": _l("Tickets created in the period, for the owner they had at creation. Tickets "
+             "voided since are counted apart and never as leads."),
+    "K3": _l("Quotes, invoices and contracts issued in the period, for the ticket's owner at "
+             "the time of issue: how many, on how many tickets and for how much, by currency. "
+             "Void tickets count nowhere."),
+    "K4": _l("Stage moves in the period (forward, skips, back-moves, reopenings, closing into "
+             "the lost stage), for the ticket's owner at the time of the move."),
+    "K10": _l("Deals won (with revenue) and lost (with their value) in the period, for the "
+              "owner at the time of the outcome, by currency. An outcome undone by a later "
+              "reopening counts nowhere; void tickets never."),
+}
+COLUMN_TITLES = {
+    "contacts": _l("Contacts"), "emails_out": _l("Emails sent"),
+    "calls_attempted": _l("Calls attempted"), "calls_connected": _l("Calls connected"),
+    "videos_held": _l("Video calls held"), "meetings_held": _l("Meetings held"),
+    "videos_missed": _l("Video calls missed"), "meetings_missed": _l("Meetings missed"),
+    "leads": _l("Leads"), "void": _l("Void"), "documents": _l("Documents"),
+    "tickets": _l("Tickets"), "amount": _l("Amount"), "moves": _l("Moves"), "won": _l("Won"),
+    "revenue": _l("Revenue"), "lost": _l("Lost"), "lost_value": _l("Lost value"),
+    "performer": _l("Seller"), "owner": _l("Seller"), "currency": _l("Currency"),
+}
+NOT_CUT = ("period", "format", "page", "column", "q")
+KEY_PREFIX = "k_"
+
+
+def column_title(name: str) -> str:
+    return str(COLUMN_TITLES.get(name, name))
+
+
+# --- what the page and the API show -----------------------------------------------------------
+
+
+@dataclass
+class Card:
+    code: str
+    title: str
+    how: str
+    table: Table
+    keys: tuple[str, ...]
+    columns: tuple[str, ...]
+    rows: list[dict[str, Any]]
+    total: dict[str, Any]
+    chart: str
+    headers: list[str]
+
+
+def person_names(ids: set[int]) -> dict[int, str]:
+    names = {}
+    for user in User.objects.filter(pk__in=sorted(ids)).only("pk", "first_name", "last_name",
+                                                            "username"):
+        names[user.pk] = user.get_full_name() or user.username
+    return names
+
+
+def key_label(key: str, value: Any, names: dict[int, str]) -> str:
+    if value is None:
+        return _("nobody") if key in PERSON_KEYS else "-"
+    if key in PERSON_KEYS:
+        return names.get(value, f"#{value}")
+    return str(value)
+
+
+def build_cards(period: Period, cut: Cut) -> list[Card]:
+    tables = [FIGURES[code](period, cut) for code in FIGURES]
+    people: set[int] = set()
+    built = []
+    for table in tables:
+        keys, rows, total = dashboard_rows(table)
+        people |= {row[k] for row in rows for k in keys if k in PERSON_KEYS and row[k]}
+        built.append((table, keys, rows, total))
+    names = person_names(people)
+    cards = []
+    for table, keys, rows, total in built:
+        for row in rows:
+            row["labels"] = [key_label(k, row[k], names) for k in keys]
+            row["cell"] = urlencode({f"{KEY_PREFIX}{k}": "" if row[k] is None else row[k]
+                                     for k in keys})
+            row["cells"] = [(c, row[c]) for c in table.columns]
+        first = table.columns[0]
+        chart = charts.bars([(" ".join(r["labels"]), r[first]) for r in rows],
+                            f"{TITLES[table.figure]}: {column_title(first)}")
+        cards.append(Card(table.figure, str(TITLES[table.figure]), str(HOW[table.figure]),
+                          table, keys, table.columns, rows, total, chart,
+                          [column_title(k) for k in (*keys, *table.columns)]))
+    return cards
+
+
+def funnel_of(cards: list[Card]) -> str:
+    """Contacts made, leads, documents issued and deals won in the period, side by side."""
+    totals = {card.code: card.total for card in cards}
+    steps = [(str(TITLES["K1"]), totals["K1"]["contacts"]),
+             (str(TITLES["K2"]), totals["K2"]["leads"]),
+             (str(TITLES["K3"]), totals["K3"]["tickets"]),
+             (column_title("won"), totals["K10"]["won"])]
+    return charts.funnel(steps, _("From contacts to deals"))
+
+
+def trend_of(period: Period, cut: Cut, count: int = 6) -> str:
+    """Deals won in this period and the ``count - 1`` periods of the same kind before it."""
+    periods = [period]
+    while len(periods) < count:
+        periods.insert(0, periods[0].previous())
+    points = [(p.label, FIGURES["K10"](p, cut).total("won")) for p in periods]
+    return charts.line(points, _("Deals won, period by period"))
+
+
+def export_rows(card_table: Table, names: dict[int, str] | None = None
+                ) -> tuple[list[str], list[list[Any]]]:
+    keys, rows, total = dashboard_rows(card_table)
+    if names is None:
+        names = person_names({row[k] for row in rows for k in keys
+                              if k in PERSON_KEYS and row[k]})
+    headers = [column_title(k) for k in keys] + [column_title(c) for c in card_table.columns]
+    body = [[key_label(k, row[k], names) for k in keys] + [row[c] for c in card_table.columns]
+            for row in rows]
+    body.append([_("Total")] + [""] * (len(keys) - 1) + [total[c] for c in card_table.columns])
+    return headers, body
+
+
+# --- pages ------------------------------------------------------------------------------------
+
+
+def _refused(request: HttpRequest, exc: EstafetaError) -> HttpResponse:
+    title = _("Not allowed") if status_for(exc) == 403 else _("Cannot show these figures")
+    return error_page(request, status_for(exc), title, describe(exc))
+
+
+def _figure(code: str) -> str:
+    if code not in FIGURES:
+        raise BadInput(f"there is no figure {code!r}", code="bad_figure", value=code)
+    return code
+
+
+@roles_required(*ANALYTICS_ROLES)
+@require_GET
+def dashboard(request: HttpRequest) -> HttpResponse:
+    user: User = request.user  # type: ignore[assignment]
+    try:
+        period = read_period(request.GET)
+        cut = read_cut(user, request.GET)
+    except EstafetaError as exc:
+        return _refused(request, exc)
+    cards = build_cards(period, cut)
+    return render(request, "web/analytics/dashboard.html", {
+        "section": "analytics", "period": period, "cut": cut, "cards": cards,
+        "funnel": funnel_of(cards), "trend": trend_of(period, cut),
+        "query": query_without(request, "page", "format"),
+        "filters": {name: request.GET.get(name, "") for name in CUT_FIELDS},
+    })
+
+
+def _cell(request: HttpRequest, table: Table) -> dict[str, str]:
+    cell = {}
+    for name in request.GET:
+        value = request.GET.get(name, "")
+        if name.startswith(KEY_PREFIX):
+            key = name[len(KEY_PREFIX):]
+            if key not in table.keys:
+                raise BadInput(f"{table.figure} has no key {key!r}", code="bad_cut", field=key,
+                               value=value)
+            cell[key] = value
+    return cell
+
+
+@roles_required(*ANALYTICS_ROLES)
+@require_GET
+def figure_tickets(request: HttpRequest, figure: str) -> HttpResponse:
+    """The tickets behind a cell (``k_<key>=value`` for the row, ``column`` for the number)
+    that the person may see."""
+    user: User = request.user  # type: ignore[assignment]
+    try:
+        table = FIGURES[_figure(figure)](read_period(request.GET), read_cut(user, request.GET))
+        cell = _cell(request, table)
+        column = request.GET.get("column") or None
+        if column is not None and column not in table.columns:
+            raise BadInput(f"{figure} has no column {column!r}", code="bad_cut",
+                           field="column", value=column)
+    except EstafetaError as exc:
+        return _refused(request, exc)
+    source = table.distinct.get(column, column) if column else None
+    ids = {f.ticket for f in table.facts
+           if all(("" if f.keys[k] is None else str(f.keys[k])) == v for k, v in cell.items())
+           and (source is None or f.values.get(source))}
+    tickets = drill_down(user, ids).select_related("client", "owner").order_by("-pk")
+    page = paginate(request, tickets)
+    return render(request, "web/analytics/tickets.html", {
+        "section": "analytics", "figure": figure, "title": TITLES[figure],
+        "column": column_title(column) if column else "", "period": table.period,
+        "page": page, "query": query_without(request, "page"),
+        "back": query_without(request, "page", "column",
+                              *[k for k in request.GET if k.startswith(KEY_PREFIX)]),
+    })
+
+
+@roles_required(*ANALYTICS_ROLES)
+@require_GET
+def figure_export(request: HttpRequest, figure: str) -> HttpResponse:
+    """A figure's table as CSV or XLSX (``format``), formulas neutralised."""
+    user: User = request.user  # type: ignore[assignment]
+    try:
+        period = read_period(request.GET)
+        table = FIGURES[_figure(figure)](period, read_cut(user, request.GET))
+        headers, rows = export_rows(table)
+        return export_response(rows, headers, f"{figure}-{period.label}",
+                               request.GET.get("format") or "xlsx")
+    except EstafetaError as exc:
+        return _refused(request, exc)
+
+
+urlpatterns = [
+    path("analytics/", dashboard, name="analytics"),
+    path("analytics/<str:figure>/tickets/", figure_tickets, name="analytics_tickets"),
+    path("analytics/<str:figure>/export/", figure_export, name="analytics_export"),
+]
