@@ -141,6 +141,11 @@ MESSAGES: dict[str, Promise] = {
     "not_pausable": _("This stage cannot wait for the client in this pipeline."),
     "already_paused": _("This stage is already waiting for the client."),
     "not_paused": _("This stage is not waiting for the client."),
+    # energy ratings
+    "bad_score": _("Rate from %(low)s to %(high)s."),
+    "not_a_seller": _("Only active sellers are rated."),
+    "not_your_seller": _("A head of sales rates the sellers of their own teams."),
+    "future_week": _("A week that has not started yet cannot be rated."),
 }
 
 BY_CLASS: list[tuple[type[EstafetaError], Promise]] = [
