@@ -1,0 +1,305 @@
+"""The analytics dashboard, its drill-downs and exports, the API figures and ``estafeta report``.
+
+History (November 2026, Moscow time): Ann and Bob (team Sales) and Olga (team Other) each own a
+ticket created on 2 November and make one connected call on it; Ann's ticket is then given to
+Olga by the director, so Helen (head of Sales) still counts it as Ann's lead but may no longer
+open it.
+"""
+
+from __future__ import annotations
+
+import io
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+from django.db import connection
+from django.test import Client as HttpClient
+from django.test.utils import CaptureQueriesContext
+from django.utils.translation import gettext as _
+from openpyxl import load_workbook
+from rest_framework.test import APIClient
+
+from estafeta.accounts.models import User
+from estafeta.analytics.charts import bars, funnel, line
+from estafeta.core import clock
+from estafeta.tickets.models import Ticket
+from estafeta.tickets.services import activity_log, ticket_reassign
+
+from .factories import PASSWORD, World
+
+pytestmark = pytest.mark.django_db
+
+MSK = ZoneInfo("Europe/Moscow")
+NOV = "period=2026-11"
+
+
+def at(day: int, hour: int = 12) -> datetime:
+    return datetime(2026, 11, day, hour, tzinfo=MSK)
+
+
+def make_history(w: World, extra: int = 0) -> dict[str, Ticket]:
+    tickets = {}
+    with clock.frozen(at(2)):
+        for who in ("ann", "bob", "olga"):
+            tickets[who] = w.ticket(owner=getattr(w, who))
+        for _ in range(extra):
+            w.ticket(owner=w.bob)
+    with clock.frozen(at(3)):
+        for who, ticket in tickets.items():
+            activity_log(actor=getattr(w, who), ticket=ticket, kind="call", direction="out",
+                         outcome="connected")
+    with clock.frozen(at(4)):
+        ticket_reassign(actor=w.director, ticket=tickets["ann"], owner=w.olga)
+    return tickets
+
+
+def signed(user: User) -> HttpClient:
+    client = HttpClient()
+    assert client.login(username=user.username, password=PASSWORD)
+    return client
+
+
+def page(user: User, query: str = NOV, path: str = "/analytics/") -> Any:
+    return signed(user).get(f"{path}?{query}")
+
+
+# --- who sees what -----------------------------------------------------------------------------
+
+
+def test_a_seller_sees_only_their_own_figures(world: World) -> None:
+    w = world
+    make_history(w)
+    w.ann.first_name, w.bob.first_name = "Annabel", "Bobby"
+    w.ann.save()
+    w.bob.save()
+    answer = page(w.ann)
+    assert answer.status_code == 200
+    text = answer.content.decode()
+    assert "Annabel" in text and "Bobby" not in text
+    cards = {c.code: c for c in answer.context["cards"]}
+    assert [r["owner"] for r in cards["K2"].rows] == [w.ann.pk]
+    assert cards["K1"].total["contacts"] == 1
+    for query in (f"seller={w.bob.pk}", f"team={w.other.pk}", f"seller={w.olga.pk}"):
+        assert page(w.ann, f"{NOV}&{query}").status_code == 403, query
+
+
+def test_a_head_sees_their_team_with_a_row_per_seller(world: World) -> None:
+    w = world
+    make_history(w)
+    answer = page(w.head)
+    assert answer.status_code == 200
+    cards = {c.code: c for c in answer.context["cards"]}
+    assert [r["performer"] for r in cards["K1"].rows] == sorted([w.ann.pk, w.bob.pk])
+    assert cards["K2"].total["leads"] == 2  # Ann's lead stays hers after the reassignment
+    assert page(w.head, f"{NOV}&seller={w.ann.pk}").status_code == 200
+    assert page(w.head, f"{NOV}&team={w.sales.pk}").status_code == 200
+    assert page(w.head, f"{NOV}&team={w.other.pk}").status_code == 403
+    assert page(w.head, f"{NOV}&seller={w.olga.pk}").status_code == 403
+    assert page(w.other_head, f"{NOV}&seller={w.ann.pk}").status_code == 403
+
+
+def test_a_director_sees_everything_and_any_cut(world: World) -> None:
+    w = world
+    make_history(w)
+    answer = page(w.director)
+    cards = {c.code: c for c in answer.context["cards"]}
+    assert cards["K2"].total["leads"] == 3 and cards["K1"].total["contacts"] == 3
+    other = page(w.director, f"{NOV}&team={w.other.pk}")
+    assert {c.code: c for c in other.context["cards"]}["K2"].total["leads"] == 1
+
+
+@pytest.mark.parametrize("who", ["operator", "admin"])
+def test_other_roles_are_refused(world: World, who: str) -> None:
+    assert page(getattr(world, who)).status_code == 403
+    assert APIClient().get("/api/v1/analytics/K1/").status_code == 401
+
+
+@pytest.mark.parametrize("query", ["period=2026-13", "period=2026-02-30..2026-03-01",
+                                   "period=soon", f"{NOV}&seller=abc", f"{NOV}&seller=999999",
+                                   f"{NOV}&channel=pigeon"])
+def test_bad_periods_and_cuts_answer_400_with_the_reason(world: World, query: str) -> None:
+    answer = page(world.director, query)
+    assert answer.status_code == 400
+    assert answer.context["message"]
+    api = APIClient()
+    api.force_authenticate(world.director)
+    assert api.get(f"/api/v1/analytics/K2/?{query}").status_code == 400
+
+
+def test_an_unknown_figure_is_refused(world: World) -> None:
+    assert page(world.director, NOV, "/analytics/K99/tickets/").status_code == 400
+    assert page(world.director, NOV, "/analytics/K99/export/").status_code == 400
+
+
+# --- drill-down ---------------------------------------------------------------------------------
+
+
+def test_drill_down_lists_only_tickets_the_person_may_see(world: World) -> None:
+    w = world
+    tickets = make_history(w)
+    cell = f"{NOV}&k_owner={w.ann.pk}&column=leads"
+    # Helen counts Ann's lead but the ticket is team Other's now: she may not open it.
+    answer = page(w.head, cell, "/analytics/K2/tickets/")
+    assert answer.status_code == 200
+    assert list(answer.context["page"].object_list) == []
+    # The director sees it behind the same cell.
+    answer = page(w.director, cell, "/analytics/K2/tickets/")
+    assert [t.pk for t in answer.context["page"].object_list] == [tickets["ann"].pk]
+    assert tickets["ann"].number in answer.content.decode()
+    # Bob's cell for the head: his ticket.
+    answer = page(w.head, f"{NOV}&k_performer={w.bob.pk}&column=contacts",
+                  "/analytics/K1/tickets/")
+    assert [t.pk for t in answer.context["page"].object_list] == [tickets["bob"].pk]
+    # A seller cannot drill into another's cell by naming them.
+    assert page(w.ann, f"{NOV}&seller={w.bob.pk}", "/analytics/K1/tickets/").status_code == 403
+    assert page(w.director, f"{NOV}&k_nobody=1", "/analytics/K1/tickets/").status_code == 400
+    assert page(w.director, f"{NOV}&column=x", "/analytics/K1/tickets/").status_code == 400
+
+
+def test_the_dashboard_links_each_count_to_its_tickets(world: World) -> None:
+    w = world
+    make_history(w)
+    text = page(w.head).content.decode()
+    assert f"/analytics/K2/tickets/?period=2026-11&amp;k_owner={w.bob.pk}&amp;column=leads" in text
+    assert "/analytics/K2/export/?period=2026-11&amp;format=xlsx" in text
+
+
+# --- escaping and exports -----------------------------------------------------------------------
+
+
+def test_names_are_escaped_in_the_svg_and_the_tables(world: World) -> None:
+    w = world
+    make_history(w)
+    w.bob.first_name = '<script>alert("x")</script>'
+    w.bob.save()
+    text = page(w.head).content.decode()
+    assert "<script>alert" not in text
+    assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;" in text
+    for chart in (bars([("<b>", 1)], "<t>"), funnel([("<b>", 2), ("&", 1)], "<t>"),
+                  line([("<b>", 1), ("<i>", 2)], "<t>")):
+        assert "<b>" not in chart and "<t>" not in chart and "&lt;b&gt;" in chart
+
+
+def test_exports_neutralise_formulas(world: World) -> None:
+    w = world
+    make_history(w)
+    w.bob.first_name, w.bob.last_name = "=HYPERLINK(\"http://x\")", ""
+    w.bob.save()
+    csv = page(w.head, f"{NOV}&format=csv", "/analytics/K1/export/")
+    assert csv.status_code == 200 and csv["Content-Type"].startswith("text/csv")
+    body = csv.content.decode("utf-8-sig")
+    assert "'=HYPERLINK" in body and "\r\n=HYPERLINK" not in body
+    xlsx = page(w.head, f"{NOV}&format=xlsx", "/analytics/K1/export/")
+    assert xlsx.status_code == 200
+    sheet = load_workbook(io.BytesIO(xlsx.content)).active
+    assert sheet is not None
+    values = list(sheet.iter_rows(values_only=True))
+    names = [row[0] for row in values[1:]]
+    assert '\'=HYPERLINK("http://x")' in names and len(names) == 3  # Ann, Bob, the total
+    assert all(not (isinstance(v, str) and v.startswith("=")) for row in values for v in row)
+    assert page(w.head, f"{NOV}&format=pdf", "/analytics/K1/export/").status_code == 400
+    assert page(w.ann, f"{NOV}&format=csv&team={w.other.pk}",
+                "/analytics/K1/export/").status_code == 403
+
+
+# --- the API gives the page's figures -----------------------------------------------------------
+
+
+@pytest.mark.parametrize("who", ["ann", "head", "director"])
+def test_api_figures_equal_the_pages(world: World, who: str) -> None:
+    w = world
+    make_history(w)
+    user = getattr(w, who)
+    cards = {c.code: c for c in page(user).context["cards"]}
+    api = APIClient()
+    api.force_authenticate(user)
+    for code, card in cards.items():
+        data = api.get(f"/api/v1/analytics/{code}/?{NOV}").json()
+        assert data["figure"] == code and data["period"] == "2026-11"
+        for got, row in zip(data["rows"], card.rows, strict=True):
+            for column in card.columns:
+                assert str(got[column]) == str(row[column]), (code, column)
+        assert {c: str(v) for c, v in data["total"].items()} == {
+            c: str(card.total[c]) for c in card.columns}
+    assert api.get(f"/api/v1/analytics/K2/?{NOV}&team={w.other.pk}").status_code == (
+        200 if who == "director" else 403)
+
+
+def test_the_api_figure_is_in_the_openapi_schema(world: World) -> None:
+    api = APIClient()
+    api.force_authenticate(world.director)
+    schema = api.get("/api/v1/schema/?format=json")
+    assert schema.status_code == 200
+    assert "/api/v1/analytics/{figure}/" in schema.json()["paths"]
+
+
+# --- queries ------------------------------------------------------------------------------------
+
+
+def _queries(user: User) -> int:
+    client = signed(user)
+    with CaptureQueriesContext(connection) as seen:
+        assert client.get(f"/analytics/?{NOV}").status_code == 200
+    return len(seen)
+
+
+def test_the_dashboard_reads_a_fixed_number_of_queries(world: World) -> None:
+    w = world
+    make_history(w)
+    few = {who: _queries(getattr(w, who)) for who in ("ann", "head", "director")}
+    with clock.frozen(at(5)):
+        for _ in range(6):
+            t = w.ticket(owner=w.bob)
+            activity_log(actor=w.bob, ticket=t, kind="call", direction="out",
+                         outcome="connected")
+            activity_log(actor=w.head, ticket=t, kind="email", direction="out",
+                         outcome="sent")
+    many = {who: _queries(getattr(w, who)) for who in ("ann", "head", "director")}
+    assert many == few
+
+
+# --- estafeta report ----------------------------------------------------------------------------
+
+
+def test_report_writes_a_real_xlsx_with_a_sheet_per_figure(world: World, tmp_path: Path) -> None:
+    w = world
+    make_history(w)
+    out = tmp_path / "report.xlsx"
+    call_command("report", "--period", "2026-11", "--format", "xlsx", "--out", str(out),
+                 "--team", "Sales", stdout=io.StringIO())
+    book = load_workbook(out)
+    assert [name.split()[0] for name in book.sheetnames] == ["K1", "K2", "K3", "K4", "K10"]
+    leads = list(book[book.sheetnames[1]].iter_rows(values_only=True))
+    assert leads[0][:3] == (_("Seller"), _("Leads"), _("Void"))  # in the company's language
+    assert leads[-1][0] == _("Total") and leads[-1][1] == 2  # Ann's and Bob's
+
+    csv = tmp_path / "report.csv"
+    call_command("report", "--period", "2026-11", "--format", "csv", "--out", str(csv),
+                 stdout=io.StringIO())
+    text = csv.read_text("utf-8-sig")
+    assert "K10" in text and "Estafeta report 2026-11" in text
+
+
+@pytest.mark.parametrize("args", [
+    ["--period", "2026-13", "--format", "xlsx"],
+    ["--period", "2026-11", "--format", "xlsx", "--team", "Nobody"],
+])
+def test_report_refuses_bad_input_and_writes_nothing(world: World, tmp_path: Path,
+                                                     args: list[str]) -> None:
+    out = tmp_path / "report.xlsx"
+    with pytest.raises(CommandError) as refused:
+        call_command("report", *args, "--out", str(out), stdout=io.StringIO())
+    assert "\n" not in str(refused.value)
+    assert list(tmp_path.iterdir()) == []
+    with pytest.raises(CommandError):
+        call_command("report", "--period", "2026-11", "--format", "xlsx", "--out",
+                     str(tmp_path / "missing" / "r.xlsx"), stdout=io.StringIO())
+    with pytest.raises(CommandError):
+        call_command("report", "--period", "2026-11", "--format", "pdf", "--out", str(out),
+                     stdout=io.StringIO())
+    assert list(tmp_path.iterdir()) == []
