@@ -8,21 +8,42 @@ Moments are Moscow time, the company zone; the business week is Mon-Fri 09:00-13
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
 
+from estafeta.accounts.services import user_deactivate
+from estafeta.analytics.control import (
+    average_deal_by_month,
+    escalations,
+    largest_loss,
+    lead_volume_by_channel,
+    lost_value_by_stage,
+    next_task_coverage,
+    overdue_rate,
+    share,
+    sla_compliance,
+    stage_conversion,
+)
 from estafeta.analytics.period import Cut, Period
 from estafeta.analytics.timing import k9_time_in_stage, median, percentile
+from estafeta.control.models import Escalation
+from estafeta.control.services import escalation_acknowledge, monitor_pass
 from estafeta.core import clock
 from estafeta.pipelines.services import pipeline_load
-from estafeta.tickets.models import Ticket
+from estafeta.tasks.models import Task
+from estafeta.tasks.services import task_reschedule
+from estafeta.tickets.models import StageVisit, Ticket
 from estafeta.tickets.services import (
+    checklist_item_complete,
     stage_close,
     stage_pause,
     stage_resume,
     ticket_close_lost,
+    ticket_close_won,
+    ticket_reopen,
     ticket_void,
 )
 
@@ -185,3 +206,217 @@ def test_k9_cut_by_executor(world: World, history: dict[str, Ticket]) -> None:
     with clock.frozen(at(11, 17, 9, 30)):
         other = k9_time_in_stage(NOV, Cut(team=world.other.pk))
     assert other.closed.facts == () and other.open.facts == ()
+
+
+# --- K12 control ------------------------------------------------------------------------------
+
+
+def test_k12_next_task_coverage_is_computed(world: World) -> None:
+    w = world
+    a = created(w, at(11, 9, 10), owner=w.ann)
+    b = created(w, at(11, 9, 10), owner=w.bob)
+    lost = created(w, at(11, 9, 10), owner=w.bob)
+    lose(w, lost, at(11, 9, 11))
+    void = created(w, at(11, 9, 10), owner=w.ann)
+    with clock.frozen(at(11, 9, 11)):
+        ticket_void(actor=w.head, ticket=void, reason="test")
+        # Bob leaves: his open ticket and its task go to someone active, so coverage holds.
+        user_deactivate(actor=w.admin, user=w.bob, reason="left")
+    table = next_task_coverage(ALL)
+    # Open now: a and b (the lost and the void ticket are not open): both covered.
+    assert table.total("open_tickets") == 2
+    assert table.total("covered") == 2 and table.total("uncovered") == 0
+    assert share(table.total("covered"), table.total("open_tickets")) == 1.0
+    assert table.ticket_ids("covered") == {a.pk, b.pk}
+    assert next_task_coverage(Cut(team=w.other.pk)).facts == ()
+
+
+def test_k12_overdue_rate_at_a_moment(world: World) -> None:
+    w = world
+    # t1's first task "Call the client" is due 1 business hour after Mon 9 10:00: 11:00.
+    t1 = created(w, at(11, 9, 10, 0))
+    task1 = Task.objects.get(ticket=t1)
+    assert task1.due_at == at(11, 9, 11, 0)
+    # t2 at 12:00: due one business hour later, over lunch: 13:00.
+    t2 = created(w, at(11, 9, 12, 0))
+    assert Task.objects.get(ticket=t2).due_at == at(11, 9, 13, 0)
+    with clock.frozen(at(11, 9, 12, 0)):
+        task_reschedule(actor=w.head, task=task1, due_at=at(11, 10, 12, 0),
+                        reason="client asked")
+    lose(w, t2, at(11, 9, 15, 0))  # its task is cancelled at 15:00
+
+    def rate(moment: datetime) -> tuple[int, int]:
+        table = overdue_rate(moment, ALL)
+        return int(table.total("overdue")), int(table.total("open_tasks"))
+
+    assert rate(at(11, 9, 9, 0)) == (0, 0)  # nothing existed yet
+    assert rate(at(11, 9, 10, 30)) == (0, 1)
+    assert rate(at(11, 9, 11, 0)) == (0, 1)  # due 11:00 is not past due at 11:00
+    # 11:30: task1 was still due 11:00 (moved only at 12:00): overdue.
+    assert rate(at(11, 9, 11, 30)) == (1, 1)
+    assert overdue_rate(at(11, 9, 11, 30), ALL).ticket_ids("overdue") == {t1.pk}
+    assert rate(at(11, 9, 12, 30)) == (0, 2)  # task1 now due tomorrow, t2's due 13:00
+    assert rate(at(11, 9, 14, 30)) == (1, 2)  # t2's task past due
+    assert overdue_rate(at(11, 9, 14, 30), ALL).ticket_ids("overdue") == {t2.pk}
+    assert rate(at(11, 9, 15, 30)) == (0, 1)  # t2 lost: its task is closed
+    assert rate(at(11, 10, 12, 30)) == (1, 1)
+    assert overdue_rate(at(11, 10, 12, 30), Cut(team=w.other.pk)).facts == ()
+
+
+def test_k12_sla_compliance_with_lunch_and_pauses(world: World) -> None:
+    w = world
+    pausable_sales()  # "new": SLA 2 business hours, may wait for the client
+    # a: Mon 9 09:00, due 11:00, closed exactly at 11:00: within.
+    a = created(w, at(11, 9, 9, 0))
+    close_new(w, a, at(11, 9, 11, 0))
+    # b: Mon 9 12:00, due over lunch at 15:00, closed 15:01: late.
+    b = created(w, at(11, 9, 12, 0))
+    close_new(w, b, at(11, 9, 15, 1))
+    # c: Tue 10 09:00, due 11:00; paused at 10:00 with 1 h left, resumed at 16:00 (due 17:00),
+    # closed 16:30: within (it would be late without the pause).
+    c = created(w, at(11, 10, 9, 0))
+    with clock.frozen(at(11, 10, 10, 0)):
+        stage_pause(actor=w.head, ticket=c, reason="waits for the bank")
+    with clock.frozen(at(11, 10, 16, 0)):
+        stage_resume(actor=w.head, ticket=c)
+    assert StageVisit.objects.get(ticket=c, stage__code="new").sla_due_at == at(11, 10, 17, 0)
+    close_new(w, c, at(11, 10, 16, 30))
+    # d: Tue 10 12:00, due 15:00; paused at 12:30 with 1h30 left and closed while paused on
+    # Wed 11 10:00: within (the clock was stopped with time left).
+    d = created(w, at(11, 10, 12, 0))
+    with clock.frozen(at(11, 10, 12, 30)):
+        stage_pause(actor=w.head, ticket=d, reason="waits for the bank")
+    close_new(w, d, at(11, 11, 10, 0))
+    assert StageVisit.objects.get(ticket=d, stage__code="new").sla_left == 90 * M
+    # e: Wed 11 09:00, due 11:00; paused only at 12:00 (nothing left), closed 12:30: late.
+    e = created(w, at(11, 11, 9, 0))
+    with clock.frozen(at(11, 11, 12, 0)):
+        stage_pause(actor=w.head, ticket=e, reason="waits for the bank")
+    close_new(w, e, at(11, 11, 12, 30))
+    # f: closed in December: not in November.
+    f = created(w, at(11, 30, 17, 0))
+    close_new(w, f, at(12, 1, 9, 30))
+
+    table = sla_compliance(NOV, ALL)
+    rows = {row["stage"]: row for row in table.rollup("stage")}
+    assert rows == {"new": {"stage": "new", "closed": 5, "within": 3, "late": 2}}
+    assert table.ticket_ids("within") == {a.pk, c.pk, d.pk}
+    assert table.ticket_ids("late") == {b.pk, e.pk}
+    assert share(table.total("within"), table.total("closed")) == 0.6
+    dec = sla_compliance(Period.parse("2026-12"), ALL)
+    # f: Mon Nov 30 17:00, due Tue Dec 1 10:00, closed 09:30: within.
+    assert dec.ticket_ids("within") == {f.pk} and dec.total("late") == 0
+
+
+def test_k12_escalations_raised_and_acknowledged(world: World) -> None:
+    w = world
+    t = created(w, at(11, 9, 9, 0))  # task due 10:00, "new" due 11:00
+    with clock.frozen(at(11, 9, 12, 0)):
+        monitor_pass(now=at(11, 9, 12, 0))
+    november = list(Escalation.objects.order_by("pk"))
+    # The head hears of the overdue task and of the breached stage.
+    assert {(e.reason, e.level) for e in november} >= {("task_overdue", "head"),
+                                                      ("stage_breached", "head")}
+    with clock.frozen(at(11, 9, 13, 0)):
+        escalation_acknowledge(actor=w.head, escalation=november[0])
+    with clock.frozen(at(12, 1, 10, 0)):
+        monitor_pass(now=at(12, 1, 10, 0))
+        escalation_acknowledge(actor=w.director, escalation=november[1])
+    december = Escalation.objects.filter(decided_at=at(12, 1, 10, 0)).count()
+    assert december >= 1  # the director's level, 4 business hours after the breach
+
+    nov = escalations(NOV, ALL)
+    assert nov.total("raised") == len(november) and nov.total("acknowledged") == 1
+    assert nov.ticket_ids("raised") == {t.pk}
+    heads = {r["level"]: r for r in nov.rollup("level")}
+    assert heads["head"]["raised"] == 2
+    dec = escalations(Period.parse("2026-12"), ALL)
+    assert dec.total("raised") == december and dec.total("acknowledged") == 1
+    assert escalations(NOV, Cut(seller=w.olga.pk)).facts == ()
+
+
+# --- growth points ----------------------------------------------------------------------------
+
+
+def won(w: World, ticket: Ticket, when: datetime, amount: str) -> None:
+    with clock.frozen(when):
+        w.fill_new(ticket, w.head)
+        stage_close(actor=w.head, ticket=ticket, stage="new", to="contract")
+        checklist_item_complete(actor=w.head, ticket=ticket, stage="contract", item="signed_on",
+                                evidence="2026-11-20")
+        ticket_close_won(actor=w.head, ticket=ticket, stage="contract", amount=amount)
+
+
+def test_growth_lead_volume_by_channel_against_the_previous_period(world: World) -> None:
+    w = world
+    with clock.frozen(at(10, 20)):
+        w.ticket(channel="phone")
+        w.ticket(channel="phone")
+        w.ticket(channel="web_form")
+    with clock.frozen(at(11, 20)):
+        w.ticket(channel="phone")
+        w.ticket(channel="email")
+        w.ticket(channel="email")
+    growth = lead_volume_by_channel(NOV, ALL)
+    assert growth.rows == [
+        {"channel": "email", "leads": 2, "previous": 0, "change": 2, "change_share": None},
+        {"channel": "phone", "leads": 1, "previous": 2, "change": -1, "change_share": -0.5},
+        {"channel": "web_form", "leads": 0, "previous": 1, "change": -1,
+         "change_share": -1.0}]
+    assert len(growth.current.ticket_ids("leads", channel="email")) == 2
+
+
+def test_growth_average_deal_and_the_stage_that_loses_most(world: World) -> None:
+    w = world
+    a = created(w, at(10, 5))
+    won(w, a, at(10, 6), "1000")
+    b = created(w, at(11, 5))
+    won(w, b, at(11, 6), "3000")
+    c = created(w, at(11, 5))
+    won(w, c, at(11, 9), "2000")
+    rows = average_deal_by_month(NOV, ALL, months=3)
+    assert [(r["month"], r["won"], r["revenue"], r["average"]) for r in rows] == [
+        ("2026-10", 1, Decimal("1000"), Decimal("1000.00")),
+        ("2026-11", 2, Decimal("5000"), Decimal("2500.00"))]
+    # Lost in November: two in "new" worth 100 + 200, one in "offer" worth 500; one lost in
+    # "offer" worth 900 but reopened, so it counts nowhere.
+    with clock.frozen(at(11, 2)):
+        n1 = w.ticket(amount="100")
+        n2 = w.ticket(amount="200")
+        o1 = w.ticket(amount="500")
+        o2 = w.ticket(amount="900")
+    for ticket in (o1, o2):
+        close_new(w, ticket, at(11, 3))
+    for ticket in (n1, n2, o1, o2):
+        lose(w, ticket, at(11, 10))
+    with clock.frozen(at(11, 11)):
+        ticket_reopen(actor=w.head, ticket=o2, reason="client came back")
+    table = lost_value_by_stage(NOV, ALL)
+    assert {(r["stage"], r["lost"], r["lost_value"]) for r in table.rows} == {
+        ("new", 2, Decimal("300")), ("offer", 1, Decimal("500"))}
+    top = largest_loss(table)
+    assert top is not None and top["stage"] == "offer"
+    assert table.ticket_ids("lost", stage="new") == {n1.pk, n2.pk}
+
+
+def test_growth_next_step_share_per_stage_against_the_previous_period(world: World) -> None:
+    w = world
+    # October: 2 tickets leave "new", both forward: 2/2.
+    for _ in range(2):
+        close_new(w, created(w, at(10, 5)), at(10, 6))
+    # November: 4 leave "new": 2 forward, 1 skip to "contract", 1 lost: 3/4. "offer": 1 left,
+    # lost: 0/1.
+    f1, f2 = created(w, at(11, 2)), created(w, at(11, 2))
+    close_new(w, f1, at(11, 3))
+    close_new(w, f2, at(11, 3))
+    s = created(w, at(11, 2))
+    with clock.frozen(at(11, 3)):
+        w.fill_new(s, w.head)
+        stage_close(actor=w.head, ticket=s, stage="new", to="contract")
+    lose(w, created(w, at(11, 2)), at(11, 3))
+    lose(w, f1, at(11, 5))
+    rows = {r["stage"]: r for r in stage_conversion(NOV, ALL).rows}
+    assert (rows["new"]["exits"], rows["new"]["next"], rows["new"]["next_share"]) == (4, 3, 0.75)
+    assert rows["new"]["previous_share"] == 1.0 and rows["new"]["change"] == -0.25
+    assert (rows["offer"]["exits"], rows["offer"]["next_share"]) == (1, 0.0)
+    assert rows["offer"]["previous_share"] is None and rows["offer"]["change"] is None
