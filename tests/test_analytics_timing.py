@@ -13,6 +13,8 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from estafeta.accounts.services import user_deactivate
 from estafeta.analytics.control import (
@@ -420,3 +422,41 @@ def test_growth_next_step_share_per_stage_against_the_previous_period(world: Wor
     assert rows["new"]["previous_share"] == 1.0 and rows["new"]["change"] == -0.25
     assert (rows["offer"]["exits"], rows["offer"]["next_share"]) == (1, 0.0)
     assert rows["offer"]["previous_share"] is None and rows["offer"]["change"] is None
+
+
+# --- a fixed number of queries ---------------------------------------------------------------
+
+
+def _queries(call: Any) -> int:
+    with CaptureQueriesContext(connection) as seen:
+        call()
+    return len(seen)
+
+
+def test_each_figure_reads_a_fixed_number_of_queries(world: World) -> None:
+    w = world
+
+    def figures() -> list[int]:
+        with clock.frozen(at(11, 20)):
+            return [_queries(lambda: k9_time_in_stage(NOV, ALL, stuck_after=H)),
+                    _queries(lambda: next_task_coverage(ALL)),
+                    _queries(lambda: overdue_rate(at(11, 20), ALL)),
+                    _queries(lambda: sla_compliance(NOV, ALL)),
+                    _queries(lambda: escalations(NOV, ALL)),
+                    _queries(lambda: lost_value_by_stage(NOV, ALL)),
+                    _queries(lambda: stage_conversion(NOV, ALL))]
+
+    def grow(n: int) -> None:
+        for i in range(n):
+            ticket = created(w, at(11, 9 + i % 3, 9 + i))
+            close_new(w, ticket, at(11, 12, 10 + i))
+            if i % 2:
+                lose(w, ticket, at(11, 13, 10))
+            with clock.frozen(at(11, 16, 12)):
+                monitor_pass(now=at(11, 16, 12))
+
+    grow(2)  # one lost ticket: with none, the reopenings need not be read at all
+    figures()  # the calendar is built once per process
+    few = figures()
+    grow(5)
+    assert figures() == few
