@@ -22,6 +22,7 @@ from estafeta.history.services import checkpoint_create
 from estafeta.notifications.models import WebhookEndpoint
 from estafeta.notifications.services import webhook_endpoint_save
 from estafeta.ratings.services import energy_rate
+from estafeta.targets.services import target_set
 from estafeta.tickets import services as ts
 from estafeta.tickets.models import Ticket
 
@@ -45,6 +46,8 @@ def full(world: World, now: datetime) -> World:
     ts.document_issue(actor=world.ann, ticket=t, kind="invoice", number="1", amount="10")
     calendar_day_set(actor=world.admin, day=date(2026, 12, 31), kind="off")
     energy_rate(world.head, world.ann, now.date(), 4, "steady")
+    target_set(world.director, kind="territory", ref="north", start="2026-11-01",
+               end="2026-11-30", amount="100")
     webhook_endpoint_save(actor=world.admin, endpoint=WebhookEndpoint(
         url="https://crm.example/hook", secret="s" * 32))
     month_later = now + timedelta(days=30)

@@ -79,6 +79,7 @@ INSTALLED_APPS = [
     "estafeta.notifications",
     "estafeta.analytics",
     "estafeta.ratings",
+    "estafeta.targets",
     "rest_framework",
     "rest_framework.authtoken",
     "drf_spectacular",

@@ -196,3 +196,5 @@ class EventType(StrEnum):
     ESCALATION_ACKNOWLEDGED = "escalation.acknowledged"
     # K11 energy level
     ENERGY_RATED = "energy.rated"
+    # K6 potentials
+    TARGET_SET = "target.set"
