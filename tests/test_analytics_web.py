@@ -273,7 +273,11 @@ def test_report_writes_a_real_xlsx_with_a_sheet_per_figure(world: World, tmp_pat
     call_command("report", "--period", "2026-11", "--format", "xlsx", "--out", str(out),
                  "--team", "Sales", stdout=io.StringIO())
     book = load_workbook(out)
-    assert [name.split()[0] for name in book.sheetnames] == ["K1", "K2", "K3", "K4", "K10"]
+    assert [name.split()[0] for name in book.sheetnames] == ["K1", "K2", "K3", "K4", "K10",
+                                                             "K8", "K8"]
+    funnel_sheet = list(book[book.sheetnames[5]].iter_rows(values_only=True))
+    assert funnel_sheet[0][:3] == (_("Pipeline"), _("Stage"), _("Reached"))
+    assert funnel_sheet[1][2] == 2  # Ann's and Bob's leads entered the first stage
     leads = list(book[book.sheetnames[1]].iter_rows(values_only=True))
     assert leads[0][:3] == (_("Seller"), _("Leads"), _("Void"))  # in the company's language
     assert leads[-1][0] == _("Total") and leads[-1][1] == 2  # Ann's and Bob's
@@ -303,3 +307,67 @@ def test_report_refuses_bad_input_and_writes_nothing(world: World, tmp_path: Pat
         call_command("report", "--period", "2026-11", "--format", "pdf", "--out", str(out),
                      stdout=io.StringIO())
     assert list(tmp_path.iterdir()) == []
+
+
+# --- K8 stage funnel ----------------------------------------------------------------------------
+
+
+def _first_step(answer: Any) -> dict[str, Any]:
+    return answer.context["stage_funnel"].rows[0]
+
+
+@pytest.mark.parametrize(("who", "reached"), [("ann", 1), ("head", 2), ("director", 3)])
+def test_the_stage_funnel_card_per_role(world: World, who: str, reached: int) -> None:
+    w = world
+    make_history(w)
+    answer = page(getattr(w, who))
+    assert answer.status_code == 200
+    first = _first_step(answer)
+    assert first["pipeline"] == "sales" and first["reached"] == reached
+    assert first["cumulative_text"] == "100%"
+    text = answer.content.decode()
+    assert 'id="K8"' in text and "/analytics/K8/export/?period=2026-11&amp;mode=strict" in text
+    assert text.count('class="bar funnel"') >= 4 + len(answer.context["stage_funnel"].rows)
+    # the switch keeps the period and changes the mode
+    assert "period=2026-11&amp;mode=any#K8" in text
+    assert _first_step(page(getattr(w, who), f"{NOV}&mode=any"))["reached"] == reached
+    assert page(getattr(w, who), f"{NOV}&mode=sideways").status_code == 400
+
+
+def test_the_stage_funnel_drills_down_to_visible_tickets(world: World) -> None:
+    w = world
+    tickets = make_history(w)
+    stage = _first_step(page(w.head))["stage"]
+    cell = f"{NOV}&k_pipeline=sales&k_stage={stage}&column=reached"
+    # Helen counts Ann's lead and Bob's, but opens only Bob's now.
+    answer = page(w.head, cell, "/analytics/K8/tickets/")
+    assert [t.pk for t in answer.context["page"].object_list] == [tickets["bob"].pk]
+    answer = page(w.director, f"{cell}&mode=any", "/analytics/K8/tickets/")
+    assert {t.pk for t in answer.context["page"].object_list} == {t.pk for t in tickets.values()}
+    assert page(w.head, f"{cell}&mode=x", "/analytics/K8/tickets/").status_code == 400
+    assert page(w.ann, f"{cell}&seller={w.bob.pk}", "/analytics/K8/tickets/").status_code == 403
+
+
+def test_the_stage_funnel_export_and_api_equal_the_page(world: World) -> None:
+    w = world
+    make_history(w)
+    card = page(w.head).context["stage_funnel"]
+    csv = page(w.head, f"{NOV}&format=csv", "/analytics/K8/export/")
+    assert csv.status_code == 200
+    body = csv.content.decode("utf-8-sig")
+    assert f"sales,{card.rows[0]['stage']},2," in body
+    xlsx = load_workbook(io.BytesIO(page(w.head, f"{NOV}&mode=any&format=xlsx",
+                                         "/analytics/K8/export/").content)).active
+    assert xlsx is not None
+    values = list(xlsx.iter_rows(values_only=True))
+    assert [v[2] for v in values[1:]] == [r["reached"] for r in card.rows]
+    assert all(not (isinstance(v, str) and v.startswith("=")) for row in values for v in row)
+    api = APIClient()
+    api.force_authenticate(w.head)
+    data = api.get(f"/api/v1/analytics/K8/?{NOV}").json()
+    assert data["figure"] == "K8" and data["mode"] == "strict" and data["total"] == {"cohort": 2}
+    assert [(r["pipeline"], r["stage"], r["reached"]) for r in data["rows"]] == [
+        (r["pipeline"], r["stage"], r["reached"]) for r in card.rows]
+    assert data["rows"][0]["cumulative"] == "1.0000"
+    assert api.get(f"/api/v1/analytics/K8/?{NOV}&mode=x").status_code == 400
+    assert api.get(f"/api/v1/analytics/K8/?{NOV}&team={w.other.pk}").status_code == 403

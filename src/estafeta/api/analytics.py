@@ -7,6 +7,7 @@ seller, a director everything; another cut answers 403, a bad period or cut 400.
 from __future__ import annotations
 
 from decimal import Decimal
+from fractions import Fraction
 from typing import Any
 
 from drf_spectacular.types import OpenApiTypes
@@ -26,7 +27,9 @@ from .views import ApiView
 
 
 class FigureSerializer(drf.Serializer):
-    figure = drf.CharField(help_text="K1, K2, K3, K4 or K10")
+    figure = drf.CharField(help_text="K1, K2, K3, K4, K10 or K8")
+    mode = drf.CharField(required=False,
+                         help_text="K8 only: strict (the default) or any (order)")
     unit = drf.CharField()
     period = drf.CharField(help_text="The period as read, e.g. 2026-11")
     start = drf.DateTimeField(help_text="First instant (company time zone)")
@@ -52,11 +55,36 @@ def figure_data(code: str, period: Any, cut: Any) -> dict[str, Any]:
             "total": _plain(total)}
 
 
+def _share(value: Fraction | None) -> str | None:
+    if value is None:
+        return None
+    return str(round(Decimal(value.numerator) / Decimal(value.denominator), 4))
+
+
+def funnel_data(period: Any, cut: Any, mode: str) -> dict[str, Any]:
+    """K8: a row per pipeline and step; shares as decimal strings (None when nothing is
+    divided), the total the cohort (tickets that reached each pipeline's first step)."""
+    from estafeta.analytics.conversions import k8_funnel
+    from estafeta.web.pages.analytics import funnel_rows
+
+    funnel = k8_funnel(period, cut, mode=mode)
+    rows = funnel_rows(funnel)
+    cohort = sum(r["reached"] for r in rows if r["stage"] == funnel.stages[r["pipeline"]][0])
+    return {"figure": "K8", "mode": mode, "unit": "tickets", "period": period.label,
+            "start": period.start, "end": period.end, "cut": cut.as_dict(),
+            "keys": ["pipeline", "stage"], "columns": ["reached", "next_step", "cumulative"],
+            "rows": [{**r, "next_step": _share(r["next_step"]),
+              "cumulative": _share(r["cumulative"])}
+                     for r in rows],
+            "total": {"cohort": cohort}}
+
+
 PARAMETERS = [
     OpenApiParameter("period", OpenApiTypes.STR, description=(
         "2026-11, 2026-W48, 2026-Q4, 2026 or 2026-11-01..2026-11-15; this month if left out")),
     *[OpenApiParameter(name, OpenApiTypes.INT if name in ("seller", "team") else OpenApiTypes.STR,
                        description=f"Only this {name}") for name in CUT_FIELDS],
+    OpenApiParameter("mode", OpenApiTypes.STR, description="K8 only: strict (default) or any"),
 ]
 
 
@@ -64,14 +92,19 @@ class FigureView(ApiView):
     @extend_schema(parameters=PARAMETERS,
                    responses={200: FigureSerializer, 400: ErrorSerializer, 401: ErrorSerializer,
                               403: ErrorSerializer},
-                   summary="One figure (K1, K2, K3, K4, K10) for a period and a cut")
+                   summary="One figure (K1, K2, K3, K4, K10, K8) for a period and a cut")
     def get(self, request: Request, figure: str) -> Response:
         if Role(self.person.role) not in ANALYTICS_ROLES:
             raise Forbidden("the figures are for sellers, heads and directors",
                             code="analytics_forbidden")
-        if figure not in FIGURES:
-            raise BadInput(f"there is no figure {figure!r}; use {', '.join(FIGURES)}",
+        if figure not in FIGURES and figure != "K8":
+            raise BadInput(f"there is no figure {figure!r}; use {', '.join(FIGURES)} or K8",
                            code="bad_figure", value=figure)
         period = read_period(request.query_params)
         cut = read_cut(self.person, request.query_params)
+        if figure == "K8":
+            from estafeta.web.pages.analytics import read_mode
+
+            mode = read_mode(request.query_params)
+            return Response(FigureSerializer(funnel_data(period, cut, mode)).data)
         return Response(FigureSerializer(figure_data(figure, period, cut)).data)

@@ -15,6 +15,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.urls import path
 from django.utils.http import urlencode
+from django.utils.safestring import SafeString
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy as _l
 from django.views.decorators.http import require_GET
@@ -29,6 +30,7 @@ from estafeta.analytics.access import (
     read_cut,
     read_period,
 )
+from estafeta.analytics.conversions import ANY_ORDER, STRICT, Funnel, k8_funnel
 from estafeta.analytics.figures import FIGURES, Table
 from estafeta.analytics.period import CUT_FIELDS, Cut, Period
 from estafeta.core.export import export_response
@@ -43,6 +45,7 @@ TITLES = {
     "K3": _l("Documents issued"),
     "K4": _l("Stage moves"),
     "K10": _l("Deals won and lost"),
+    "K8": _l("Stage funnel"),
 }
 HOW = {
     "K1": _l("Activities in the period for whoever performed them: emails sent, outgoing calls "
@@ -59,6 +62,12 @@ HOW = {
     "K10": _l("Deals won (with revenue) and lost (with their value) in the period, for the "
               "owner at the time of the outcome, by currency. An outcome undone by a later "
               "reopening counts nowhere; void tickets never."),
+    "K8": _l("Tickets that first entered their pipeline's first stage in the period (the "
+             "cohort), followed to today: how many reached each later stage and the won stage. "
+             "A stage counts once, at its first entry; the won stage only if the ticket is won "
+             "now. Strict: a stage counts only if every earlier stage was reached first, in "
+             "order; any order: a stage counts if it was ever reached. Lost tickets stay in the "
+             "cohort; void tickets are never in it."),
 }
 COLUMN_TITLES = {
     "contacts": _l("Contacts"), "emails_out": _l("Emails sent"),
@@ -68,9 +77,13 @@ COLUMN_TITLES = {
     "leads": _l("Leads"), "void": _l("Void"), "documents": _l("Documents"),
     "tickets": _l("Tickets"), "amount": _l("Amount"), "moves": _l("Moves"), "won": _l("Won"),
     "revenue": _l("Revenue"), "lost": _l("Lost"), "lost_value": _l("Lost value"),
+    "pipeline": _l("Pipeline"), "stage": _l("Stage"), "reached": _l("Reached"),
+    "next_step": _l("To the next stage"), "cumulative": _l("Of the cohort"),
     "performer": _l("Seller"), "owner": _l("Seller"), "currency": _l("Currency"),
 }
-NOT_CUT = ("period", "format", "page", "column", "q")
+NOT_CUT = ("period", "format", "page", "column", "q", "mode")
+EXTRA_FIGURES = ("K8",)
+MODES = {STRICT: _l("Strict order"), ANY_ORDER: _l("Any order")}
 KEY_PREFIX = "k_"
 
 
@@ -168,6 +181,74 @@ def export_rows(card_table: Table, names: dict[int, str] | None = None
     return headers, body
 
 
+# --- K8 stage funnel ------------------------------------------------------------------------
+
+
+def read_mode(data: Any) -> str:
+    """``mode`` of the K8 funnel: ``strict`` (the default) or ``any``."""
+    mode = data.get("mode") or STRICT
+    if mode not in MODES:
+        raise BadInput(f"the funnel mode is strict or any, not {mode!r}", code="bad_cut",
+                       field="mode", value=mode)
+    return str(mode)
+
+
+def percent(share: Any) -> str:
+    """A share (an exact fraction, None when nothing was divided) as a percentage."""
+    return "-" if share is None else f"{round(100 * float(share))}%"
+
+
+def funnel_rows(funnel: Funnel) -> list[dict[str, Any]]:
+    """A row per pipeline and step, in pipeline order: reached, share to the next step and
+    share of the cohort (exact fractions, None when nothing is divided)."""
+    return [{"pipeline": pipeline, **step} for pipeline in sorted(funnel.stages)
+            for step in funnel.steps(pipeline)]
+
+
+@dataclass
+class FunnelCard:
+    code: str
+    title: str
+    how: str
+    mode: str
+    modes: list[tuple[str, str]]
+    headers: list[str]
+    rows: list[dict[str, Any]]
+    charts: list[SafeString]
+
+
+def funnel_card(period: Period, cut: Cut, mode: str) -> FunnelCard:
+    funnel = k8_funnel(period, cut, mode=mode)
+    rows = funnel_rows(funnel)
+    for row in rows:
+        row["cell"] = urlencode({f"{KEY_PREFIX}pipeline": row["pipeline"],
+                                 f"{KEY_PREFIX}stage": row["stage"], "mode": mode})
+        row["next_text"], row["cumulative_text"] = (percent(row["next_step"]),
+                                                    percent(row["cumulative"]))
+    drawn = [charts.funnel([(r["stage"], r["reached"]) for r in rows if r["pipeline"] == p],
+                           f"{TITLES['K8']}: {p}")
+             for p in sorted(funnel.stages)]
+    return FunnelCard("K8", str(TITLES["K8"]), str(HOW["K8"]), mode,
+                      [(m, str(t)) for m, t in MODES.items()],
+                      [column_title(c) for c in ("pipeline", "stage", "reached", "next_step",
+                                                 "cumulative")], rows, drawn)
+
+
+def funnel_export(period: Period, cut: Cut, mode: str) -> tuple[list[str], list[list[Any]]]:
+    rows = funnel_rows(k8_funnel(period, cut, mode=mode))
+    headers = [column_title(c) for c in ("pipeline", "stage", "reached", "next_step",
+                                          "cumulative")]
+    return headers, [[r["pipeline"], r["stage"], r["reached"], percent(r["next_step"]),
+                      percent(r["cumulative"])] for r in rows]
+
+
+def figure_table(code: str, period: Period, cut: Cut, data: Any) -> Table:
+    """The table behind a figure's cells (its facts answer the drill-down)."""
+    if code == "K8":
+        return k8_funnel(period, cut, mode=read_mode(data)).table
+    return FIGURES[_figure(code)](period, cut)
+
+
 # --- pages ------------------------------------------------------------------------------------
 
 
@@ -177,7 +258,7 @@ def _refused(request: HttpRequest, exc: EstafetaError) -> HttpResponse:
 
 
 def _figure(code: str) -> str:
-    if code not in FIGURES:
+    if code not in FIGURES and code not in EXTRA_FIGURES:
         raise BadInput(f"there is no figure {code!r}", code="bad_figure", value=code)
     return code
 
@@ -189,12 +270,15 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     try:
         period = read_period(request.GET)
         cut = read_cut(user, request.GET)
+        mode = read_mode(request.GET)
     except EstafetaError as exc:
         return _refused(request, exc)
     cards = build_cards(period, cut)
     return render(request, "web/analytics/dashboard.html", {
         "section": "analytics", "period": period, "cut": cut, "cards": cards,
         "funnel": funnel_of(cards), "trend": trend_of(period, cut),
+        "stage_funnel": funnel_card(period, cut, mode),
+        "mode_query": query_without(request, "page", "format", "mode"),
         "query": query_without(request, "page", "format"),
         "filters": {name: request.GET.get(name, "") for name in CUT_FIELDS},
     })
@@ -220,7 +304,8 @@ def figure_tickets(request: HttpRequest, figure: str) -> HttpResponse:
     that the person may see."""
     user: User = request.user  # type: ignore[assignment]
     try:
-        table = FIGURES[_figure(figure)](read_period(request.GET), read_cut(user, request.GET))
+        table = figure_table(_figure(figure), read_period(request.GET),
+                             read_cut(user, request.GET), request.GET)
         cell = _cell(request, table)
         column = request.GET.get("column") or None
         if column is not None and column not in table.columns:
@@ -250,8 +335,13 @@ def figure_export(request: HttpRequest, figure: str) -> HttpResponse:
     user: User = request.user  # type: ignore[assignment]
     try:
         period = read_period(request.GET)
-        table = FIGURES[_figure(figure)](period, read_cut(user, request.GET))
-        headers, rows = export_rows(table)
+        cut = read_cut(user, request.GET)
+        if _figure(figure) == "K8":
+            mode = read_mode(request.GET)
+            headers, rows = funnel_export(period, cut, mode)
+            return export_response(rows, headers, f"K8-{mode}-{period.label}",
+                                   request.GET.get("format") or "xlsx")
+        headers, rows = export_rows(FIGURES[figure](period, cut))
         return export_response(rows, headers, f"{figure}-{period.label}",
                                request.GET.get("format") or "xlsx")
     except EstafetaError as exc:

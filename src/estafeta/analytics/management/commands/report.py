@@ -28,9 +28,10 @@ class Command(EstafetaCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         from estafeta.accounts.selectors import team_by_name
+        from estafeta.analytics.conversions import ANY_ORDER, STRICT
         from estafeta.analytics.figures import FIGURES
         from estafeta.analytics.period import Cut, Period
-        from estafeta.web.pages.analytics import TITLES, export_rows
+        from estafeta.web.pages.analytics import TITLES, export_rows, funnel_export
 
         out = Path(options["out"])
         if out.is_dir() or not out.parent.is_dir():
@@ -41,6 +42,9 @@ class Command(EstafetaCommand):
         for code, figure in FIGURES.items():
             headers, rows = export_rows(figure(period, cut))
             sheets.append((f"{code} {TITLES[code]}", headers, rows))
+        for mode in (STRICT, ANY_ORDER):
+            headers, rows = funnel_export(period, cut, mode)
+            sheets.append((f"K8 {mode} {TITLES['K8']}", headers, rows))
         body = _xlsx(sheets) if options["format"] == "xlsx" else _csv(period.label, sheets)
         temporary = out.with_name(f".{out.name}.part")
         temporary.write_bytes(body)
