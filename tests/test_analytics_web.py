@@ -274,7 +274,8 @@ def test_report_writes_a_real_xlsx_with_a_sheet_per_figure(world: World, tmp_pat
                  "--team", "Sales", stdout=io.StringIO())
     book = load_workbook(out)
     assert [name.split()[0] for name in book.sheetnames] == ["K1", "K2", "K3", "K4", "K10",
-                                                             "K8", "K8"]
+                                                             "K8", "K8", "K7", "K7", "K7",
+                                                             "K7", "K7"]
     funnel_sheet = list(book[book.sheetnames[5]].iter_rows(values_only=True))
     assert funnel_sheet[0][:3] == (_("Pipeline"), _("Stage"), _("Reached"))
     assert funnel_sheet[1][2] == 2  # Ann's and Bob's leads entered the first stage
@@ -371,3 +372,116 @@ def test_the_stage_funnel_export_and_api_equal_the_page(world: World) -> None:
     assert data["rows"][0]["cumulative"] == "1.0000"
     assert api.get(f"/api/v1/analytics/K8/?{NOV}&mode=x").status_code == 400
     assert api.get(f"/api/v1/analytics/K8/?{NOV}&team={w.other.pk}").status_code == 403
+
+
+# --- K7 conversions -----------------------------------------------------------------------------
+
+
+def _k7(answer: Any, part: str) -> Any:
+    return {t.part: t for t in answer.context["conversions"].tables}[part]
+
+
+@pytest.mark.parametrize(("who", "performers"), [("ann", ["ann"]), ("head", ["ann", "bob"]),
+                                                 ("director", ["ann", "bob", "olga"])])
+def test_the_conversions_card_per_role(world: World, who: str, performers: list[str]) -> None:
+    w = world
+    make_history(w)
+    answer = page(getattr(w, who))
+    assert answer.status_code == 200
+    calls = _k7(answer, "call_meeting")
+    assert sorted(r["performer"] for r in calls.rows) == sorted(
+        getattr(w, p).pk for p in performers)
+    assert calls.total["cohort"] == len(performers) and calls.total["converted"] == 0
+    assert calls.total["shares"] == ["0%"]
+    leads = _k7(answer, "lead_sale")
+    # every lead is still open after its 14 days: the three shares make 100%
+    assert leads.total["shares"] == ["0%", "0%", "100%"] and not leads.immature
+    card = answer.context["conversions"]
+    assert card.ratio_headers[1:] == [_("Calls per email (ratio)"),
+                                      _("Presentations per call (ratio)")]
+    assert all(k.endswith("_ratio") for r in card.ratio_rows for k in r
+               if k not in ("performer", "label", "texts"))
+    text = answer.content.decode()
+    assert 'id="K7"' in text and "docs/analytics-conversions.md" in text
+    assert "/analytics/K7/export/?period=2026-11&amp;part=lead_sale&amp;format=csv" in text
+    assert page(getattr(w, who), f"{NOV}&part=nonsense", "/analytics/K7/export/"
+                ).status_code == 400
+
+
+def test_an_immature_cohort_is_flagged(world: World) -> None:
+    w = world
+    make_history(w)
+    with clock.frozen(at(10)):  # the leads' 14 days are not over yet
+        answer = page(w.head)
+    leads = _k7(answer, "lead_sale")
+    assert leads.immature and all(r["is_immature"] for r in leads.rows)
+    assert 'class="badge immature"' in answer.content.decode()
+
+
+def test_k7_shares_of_a_cohort_always_make_100() -> None:
+    from fractions import Fraction
+
+    from estafeta.web.pages.analytics import split_whole
+
+    third = Fraction(1, 3)
+    assert split_whole([third, third, third], 100) == [34, 33, 33]
+    assert sum(split_whole([Fraction(1, 7), Fraction(2, 7), Fraction(4, 7)], 10000)) == 10000
+    assert split_whole([None, None, None], 100) == [None, None, None]
+
+
+def test_the_conversions_drill_down_to_visible_tickets(world: World) -> None:
+    w = world
+    tickets = make_history(w)
+    base = f"{NOV}&part=call_meeting&column=cohort"
+    # Helen counts Ann's call but may no longer open Ann's ticket
+    answer = page(w.head, f"{base}&k_performer={w.ann.pk}", "/analytics/K7/tickets/")
+    assert answer.status_code == 200 and list(answer.context["page"].object_list) == []
+    answer = page(w.head, f"{base}&k_performer={w.bob.pk}", "/analytics/K7/tickets/")
+    assert [t.pk for t in answer.context["page"].object_list] == [tickets["bob"].pk]
+    answer = page(w.director, f"{NOV}&part=lead_sale&column=open", "/analytics/K7/tickets/")
+    assert {t.pk for t in answer.context["page"].object_list} == {
+        t.pk for t in tickets.values()}
+    assert page(w.head, f"{NOV}&part=x&column=cohort", "/analytics/K7/tickets/"
+                ).status_code == 400
+    assert page(w.ann, f"{base}&seller={w.bob.pk}", "/analytics/K7/tickets/").status_code == 403
+
+
+def test_the_conversions_export_neutralises_and_the_api_equals_the_page(world: World) -> None:
+    w = world
+    make_history(w)
+    w.bob.first_name, w.bob.last_name = "=HYPERLINK(\"http://x\")", ""
+    w.bob.save()
+    csv = page(w.head, f"{NOV}&part=call_meeting&format=csv", "/analytics/K7/export/")
+    assert csv.status_code == 200
+    body = csv.content.decode("utf-8-sig")
+    assert "'=HYPERLINK" in body and "\r\n=HYPERLINK" not in body
+    xlsx = load_workbook(io.BytesIO(page(w.head, f"{NOV}&part=call_meeting&format=xlsx",
+                                         "/analytics/K7/export/").content)).active
+    assert xlsx is not None
+    values = list(xlsx.iter_rows(values_only=True))
+    assert all(not (isinstance(v, str) and v.startswith("=")) for row in values for v in row)
+    card = page(w.head).context["conversions"]
+    api = APIClient()
+    api.force_authenticate(w.head)
+    for table in card.tables:
+        data = api.get(f"/api/v1/analytics/K7/?{NOV}&part={table.part}").json()
+        assert data["figure"] == "K7" and data["part"] == table.part
+        assert [[r[c] for c in data["columns"][:len(table.rows[0]["cells"])]]
+                for r in data["rows"]] == [[v for _c, v in r["cells"]] for r in table.rows]
+        assert data["total"]["cohort"] == table.total["cohort"]
+    lead = api.get(f"/api/v1/analytics/K7/?{NOV}").json()
+    assert lead["part"] == "lead_sale" and lead["total"]["open_share"] == "1.0000"
+    assert api.get(f"/api/v1/analytics/K7/?{NOV}&part=x").status_code == 400
+    assert api.get(f"/api/v1/analytics/K7/?{NOV}&team={w.other.pk}").status_code == 403
+
+
+def test_the_report_sheet_names_are_unique_within_31_characters(world: World,
+                                                               tmp_path: Path) -> None:
+    make_history(world)
+    out = tmp_path / "november.xlsx"
+    call_command("report", "--period", "2026-11", "--format", "xlsx", "--out", str(out),
+                 stdout=io.StringIO())
+    names = load_workbook(out).sheetnames
+    assert len({n[:31] for n in names}) == len(names)
+    assert {"K7 email_call", "K7 call_meeting", "K7 lead_sale", "K7 win_rate",
+            "K7 ratios"} <= set(names)

@@ -27,9 +27,11 @@ from .views import ApiView
 
 
 class FigureSerializer(drf.Serializer):
-    figure = drf.CharField(help_text="K1, K2, K3, K4, K10 or K8")
+    figure = drf.CharField(help_text="K1, K2, K3, K4, K10, K8 or K7")
     mode = drf.CharField(required=False,
                          help_text="K8 only: strict (the default) or any (order)")
+    part = drf.CharField(required=False,
+                         help_text="K7 only: email_call, call_meeting or lead_sale (default)")
     unit = drf.CharField()
     period = drf.CharField(help_text="The period as read, e.g. 2026-11")
     start = drf.DateTimeField(help_text="First instant (company time zone)")
@@ -79,12 +81,33 @@ def funnel_data(period: Any, cut: Any, mode: str) -> dict[str, Any]:
             "total": {"cohort": cohort}}
 
 
+def conversion_data(period: Any, cut: Any, part: str) -> dict[str, Any]:
+    """K7: one cohort table (``part``) by its keys: counts, shares as decimal strings with 4
+    places (lead→sale's sum to exactly 1; null when nothing is divided) and ``immature``."""
+    from estafeta.web.pages.analytics import K7_PARTS, k7_rows, share_decimals
+
+    _figure, keys, counts, shares, _title = K7_PARTS[part]
+    table, keys, rows, total = k7_rows(period, cut, part)
+
+    def plain(row: dict[str, Any], with_keys: bool) -> dict[str, Any]:
+        return {**({k: row[k] for k in keys} if with_keys else {}),
+                **{c: row[c] for c in counts}, **share_decimals(part, row),
+                "immature": bool(row["is_immature"])}
+
+    return {"figure": "K7", "part": part, "unit": table.unit, "period": period.label,
+            "start": period.start, "end": period.end, "cut": cut.as_dict(), "keys": list(keys),
+            "columns": [*counts, *shares, "immature"],
+            "rows": [plain(r, True) for r in rows], "total": plain(total, False)}
+
+
 PARAMETERS = [
     OpenApiParameter("period", OpenApiTypes.STR, description=(
         "2026-11, 2026-W48, 2026-Q4, 2026 or 2026-11-01..2026-11-15; this month if left out")),
     *[OpenApiParameter(name, OpenApiTypes.INT if name in ("seller", "team") else OpenApiTypes.STR,
                        description=f"Only this {name}") for name in CUT_FIELDS],
     OpenApiParameter("mode", OpenApiTypes.STR, description="K8 only: strict (default) or any"),
+    OpenApiParameter("part", OpenApiTypes.STR, description=(
+        "K7 only: email_call, call_meeting or lead_sale (default)")),
 ]
 
 
@@ -92,13 +115,13 @@ class FigureView(ApiView):
     @extend_schema(parameters=PARAMETERS,
                    responses={200: FigureSerializer, 400: ErrorSerializer, 401: ErrorSerializer,
                               403: ErrorSerializer},
-                   summary="One figure (K1, K2, K3, K4, K10, K8) for a period and a cut")
+                   summary="One figure (K1, K2, K3, K4, K10, K8, K7) for a period and a cut")
     def get(self, request: Request, figure: str) -> Response:
         if Role(self.person.role) not in ANALYTICS_ROLES:
             raise Forbidden("the figures are for sellers, heads and directors",
                             code="analytics_forbidden")
-        if figure not in FIGURES and figure != "K8":
-            raise BadInput(f"there is no figure {figure!r}; use {', '.join(FIGURES)} or K8",
+        if figure not in FIGURES and figure not in ("K8", "K7"):
+            raise BadInput(f"there is no figure {figure!r}; use {', '.join(FIGURES)}, K8 or K7",
                            code="bad_figure", value=figure)
         period = read_period(request.query_params)
         cut = read_cut(self.person, request.query_params)
@@ -107,4 +130,9 @@ class FigureView(ApiView):
 
             mode = read_mode(request.query_params)
             return Response(FigureSerializer(funnel_data(period, cut, mode)).data)
+        if figure == "K7":
+            from estafeta.web.pages.analytics import read_part
+
+            part = read_part(request.query_params)
+            return Response(FigureSerializer(conversion_data(period, cut, part)).data)
         return Response(FigureSerializer(figure_data(figure, period, cut)).data)

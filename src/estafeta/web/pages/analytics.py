@@ -9,6 +9,7 @@ to the tickets behind it, of which only those the person may see are listed.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 from django.http import HttpRequest, HttpResponse
@@ -30,7 +31,18 @@ from estafeta.analytics.access import (
     read_cut,
     read_period,
 )
-from estafeta.analytics.conversions import ANY_ORDER, STRICT, Funnel, k8_funnel
+from estafeta.analytics.conversions import (
+    ANY_ORDER,
+    STRICT,
+    Funnel,
+    activity_ratios,
+    k7_call_to_meeting,
+    k7_email_to_call,
+    k7_lead_to_sale,
+    k8_funnel,
+    rates,
+    win_rate,
+)
 from estafeta.analytics.figures import FIGURES, Table
 from estafeta.analytics.period import CUT_FIELDS, Cut, Period
 from estafeta.core.export import export_response
@@ -46,6 +58,7 @@ TITLES = {
     "K4": _l("Stage moves"),
     "K10": _l("Deals won and lost"),
     "K8": _l("Stage funnel"),
+    "K7": _l("Conversions"),
 }
 HOW = {
     "K1": _l("Activities in the period for whoever performed them: emails sent, outgoing calls "
@@ -68,6 +81,14 @@ HOW = {
              "now. Strict: a stage counts only if every earlier stage was reached first, in "
              "order; any order: a stage counts if it was ever reached. Lost tickets stay in the "
              "cohort; void tickets are never in it."),
+    "K7": _l("Cohorts: a ticket joins the period of its first outbound email, its first "
+             "connected outbound call or its creation, and is followed for 14 days from there. "
+             "Email to call: a connected outbound call within 14 days; call to presentation: a "
+             "video presentation or meeting held within 14 days; lead to sale: won, lost or "
+             "still open at the end of the 14 days (the three shares make 100%). A cohort whose "
+             "14 days have not all passed is marked immature: its figures can still grow. Win "
+             "rate is won / (won + lost) among deals closed in the period. The activity ratios "
+             "are counts divided by each other, not conversions. Void tickets are never counted."),
 }
 COLUMN_TITLES = {
     "contacts": _l("Contacts"), "emails_out": _l("Emails sent"),
@@ -80,9 +101,14 @@ COLUMN_TITLES = {
     "pipeline": _l("Pipeline"), "stage": _l("Stage"), "reached": _l("Reached"),
     "next_step": _l("To the next stage"), "cumulative": _l("Of the cohort"),
     "performer": _l("Seller"), "owner": _l("Seller"), "currency": _l("Currency"),
+    "cohort": _l("Cohort"), "converted": _l("Converted"), "conversion": _l("Conversion"),
+    "open": _l("Open"), "won_share": _l("Won, %"), "lost_share": _l("Lost, %"),
+    "open_share": _l("Open, %"), "immature": _l("Immature"), "channel": _l("Channel"),
+    "win_rate": _l("Win rate"), "calls_per_email_ratio": _l("Calls per email (ratio)"),
+    "presentations_per_call_ratio": _l("Presentations per call (ratio)"),
 }
-NOT_CUT = ("period", "format", "page", "column", "q", "mode")
-EXTRA_FIGURES = ("K8",)
+NOT_CUT = ("period", "format", "page", "column", "q", "mode", "part")
+EXTRA_FIGURES = ("K8", "K7")
 MODES = {STRICT: _l("Strict order"), ANY_ORDER: _l("Any order")}
 KEY_PREFIX = "k_"
 
@@ -246,7 +272,174 @@ def figure_table(code: str, period: Period, cut: Cut, data: Any) -> Table:
     """The table behind a figure's cells (its facts answer the drill-down)."""
     if code == "K8":
         return k8_funnel(period, cut, mode=read_mode(data)).table
+    if code == "K7":
+        return K7_PARTS[read_part(data)][0](period, cut)
     return FIGURES[_figure(code)](period, cut)
+
+
+# --- K7 conversions ---------------------------------------------------------------------------
+
+# part -> (cohort figure, row keys, count columns, share columns, title)
+K7_PARTS: dict[str, tuple[Any, tuple[str, ...], tuple[str, ...], tuple[str, ...], Any]] = {
+    "email_call": (k7_email_to_call, ("performer",), ("cohort", "converted"), ("conversion",),
+                   _l("First email → connected call")),
+    "call_meeting": (k7_call_to_meeting, ("performer",), ("cohort", "converted"),
+                     ("conversion",), _l("First connected call → presentation or meeting")),
+    "lead_sale": (k7_lead_to_sale, ("channel", "owner"), ("cohort", "won", "lost", "open"),
+                  ("won_share", "lost_share", "open_share"), _l("Lead → sale")),
+}
+DEFAULT_PART = "lead_sale"
+
+
+def read_part(data: Any) -> str:
+    """``part`` of K7: email_call, call_meeting or lead_sale (the default)."""
+    part = data.get("part") or DEFAULT_PART
+    if part not in K7_PARTS:
+        raise BadInput(f"the K7 part is one of {', '.join(K7_PARTS)}, not {part!r}",
+                       code="bad_cut", field="part", value=part)
+    return str(part)
+
+
+def split_whole(shares: list[Any], whole: int) -> list[Any]:
+    """Shares of one cohort (summing to 1) as integers summing to ``whole`` (largest remainder),
+    so the percentages shown add up to exactly 100; None stays None."""
+    if any(s is None for s in shares):
+        return [None] * len(shares)
+    scaled = [s * whole for s in shares]
+    floors = [int(x) for x in scaled]
+    left = whole - sum(floors)
+    order = sorted(range(len(scaled)), key=lambda i: scaled[i] - floors[i], reverse=True)
+    for i in order[:left]:
+        floors[i] += 1
+    return list(floors)
+
+
+def k7_rows(period: Period, cut: Cut, part: str
+            ) -> tuple[Table, tuple[str, ...], list[dict[str, Any]], dict[str, Any]]:
+    """One K7 cohort table: rows by its keys with counts, shares (exact fractions) and
+    ``is_immature``, and the total row."""
+    figure, keys, counts, shares, _title = K7_PARTS[part]
+    table = figure(period, cut)
+    rows = rates(table, *keys)
+    total = (rates(table) or [{**dict.fromkeys((*counts, "immature"), 0), "is_immature": False,
+                               **dict.fromkeys(shares)}])[0]
+    return table, keys, rows, total
+
+
+def share_texts(part: str, row: dict[str, Any]) -> list[str]:
+    shares = K7_PARTS[part][3]
+    if len(shares) == 1:
+        return [percent(row[shares[0]])]
+    return ["-" if p is None else f"{p}%"
+            for p in split_whole([row[s] for s in shares], 100)]
+
+
+def share_decimals(part: str, row: dict[str, Any]) -> dict[str, str | None]:
+    """The shares as decimal strings with 4 places (those of lead→sale sum to exactly 1)."""
+    shares = K7_PARTS[part][3]
+    if len(shares) == 1:
+        value = row[shares[0]]
+        return {shares[0]: None if value is None else
+                str(round(Decimal(value.numerator) / Decimal(value.denominator), 4))}
+    parts = split_whole([row[s] for s in shares], 10000)
+    four = Decimal("0.0001")
+    return {s: None if p is None else str((Decimal(p) / 10000).quantize(four))
+            for s, p in zip(shares, parts, strict=True)}
+
+
+@dataclass
+class K7Table:
+    part: str
+    title: str
+    headers: list[str]
+    rows: list[dict[str, Any]]
+    total: dict[str, Any]
+    immature: bool
+
+
+@dataclass
+class K7Card:
+    code: str
+    title: str
+    how: str
+    tables: list[K7Table]
+    win_headers: list[str]
+    win_rows: list[dict[str, Any]]
+    ratio_headers: list[str]
+    ratio_rows: list[dict[str, Any]]
+    chart: SafeString
+
+
+def k7_card(period: Period, cut: Cut) -> K7Card:
+    built = [(part, *k7_rows(period, cut, part)) for part in K7_PARTS]
+    wins = win_rate(period, cut, "owner")
+    ratios = activity_ratios(period, cut)
+    people = {row[k] for _p, _t, keys, rows, _tot in built for row in rows for k in keys
+              if k in PERSON_KEYS and row[k]}
+    people |= {r["owner"] for r in wins if r["owner"]} | {r["performer"] for r in ratios
+                                                          if r["performer"]}
+    names = person_names(people)
+    tables = []
+    for part, _table, keys, rows, total in built:
+        counts, title = K7_PARTS[part][2], K7_PARTS[part][4]
+        for row in rows:
+            row["labels"] = [key_label(k, row[k], names) for k in keys]
+            row["cell"] = urlencode({"part": part, **{
+                f"{KEY_PREFIX}{k}": "" if row[k] is None else row[k] for k in keys}})
+            row["cells"] = [(c, row[c]) for c in counts]
+            row["shares"] = share_texts(part, row)
+        total["cells"] = [(c, total[c]) for c in counts]
+        total["shares"] = share_texts(part, total)
+        tables.append(K7Table(part, str(title), [column_title(c) for c in (
+            *keys, *counts, *K7_PARTS[part][3], "immature")], rows, total,
+            bool(total["is_immature"])))
+    for row in wins:
+        row["label"] = key_label("owner", row["owner"], names)
+        row["text"] = percent(row["win_rate"])
+    for row in ratios:
+        row["label"] = key_label("performer", row["performer"], names)
+        row["texts"] = [ratio_text(row["calls_per_email_ratio"]),
+                        ratio_text(row["presentations_per_call_ratio"])]
+    chart = charts.bars([(t.title, t.total["cohort"]) for t in tables],
+                        f"{TITLES['K7']}: {column_title('cohort')}")
+    return K7Card("K7", str(TITLES["K7"]), str(HOW["K7"]), tables,
+                  [column_title(c) for c in ("owner", "won", "lost", "win_rate")], wins,
+                  [column_title(c) for c in ("performer", "calls_per_email_ratio",
+                                             "presentations_per_call_ratio")], ratios, chart)
+
+
+def ratio_text(value: Any) -> str:
+    return "-" if value is None else f"{float(value):.2f}"
+
+
+def k7_export(period: Period, cut: Cut, part: str) -> tuple[list[str], list[list[Any]]]:
+    _table, keys, rows, total = k7_rows(period, cut, part)
+    counts, shares = K7_PARTS[part][2], K7_PARTS[part][3]
+    names = person_names({row[k] for row in rows for k in keys if k in PERSON_KEYS and row[k]})
+    headers = [column_title(c) for c in (*keys, *counts, *shares, "immature")]
+    flag = str(_("immature"))
+    body = [[key_label(k, row[k], names) for k in keys] + [row[c] for c in counts]
+            + share_texts(part, row) + [flag if row["is_immature"] else ""] for row in rows]
+    body.append([_("Total")] + [""] * (len(keys) - 1) + [total[c] for c in counts]
+                + share_texts(part, total) + [flag if total["is_immature"] else ""])
+    return headers, body
+
+
+def k7_extra_export(period: Period, cut: Cut, which: str) -> tuple[list[str], list[list[Any]]]:
+    """K7 win rate (``win_rate``) or raw activity ratios (``ratios``) for the report."""
+    if which == "win_rate":
+        wins = win_rate(period, cut, "owner")
+        names = person_names({r["owner"] for r in wins if r["owner"]})
+        return ([column_title(c) for c in ("owner", "won", "lost", "win_rate")],
+                [[key_label("owner", r["owner"], names), r["won"], r["lost"],
+                  percent(r["win_rate"])] for r in wins])
+    ratios = activity_ratios(period, cut)
+    names = person_names({r["performer"] for r in ratios if r["performer"]})
+    return ([column_title(c) for c in ("performer", "calls_per_email_ratio",
+                                       "presentations_per_call_ratio")],
+            [[key_label("performer", r["performer"], names),
+              ratio_text(r["calls_per_email_ratio"]),
+              ratio_text(r["presentations_per_call_ratio"])] for r in ratios])
 
 
 # --- pages ------------------------------------------------------------------------------------
@@ -278,6 +471,8 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         "section": "analytics", "period": period, "cut": cut, "cards": cards,
         "funnel": funnel_of(cards), "trend": trend_of(period, cut),
         "stage_funnel": funnel_card(period, cut, mode),
+        "conversions": k7_card(period, cut),
+        "part_query": query_without(request, "page", "format", "part"),
         "mode_query": query_without(request, "page", "format", "mode"),
         "query": query_without(request, "page", "format"),
         "filters": {name: request.GET.get(name, "") for name in CUT_FIELDS},
@@ -340,6 +535,11 @@ def figure_export(request: HttpRequest, figure: str) -> HttpResponse:
             mode = read_mode(request.GET)
             headers, rows = funnel_export(period, cut, mode)
             return export_response(rows, headers, f"K8-{mode}-{period.label}",
+                                   request.GET.get("format") or "xlsx")
+        if figure == "K7":
+            part = read_part(request.GET)
+            headers, rows = k7_export(period, cut, part)
+            return export_response(rows, headers, f"K7-{part}-{period.label}",
                                    request.GET.get("format") or "xlsx")
         headers, rows = export_rows(FIGURES[figure](period, cut))
         return export_response(rows, headers, f"{figure}-{period.label}",

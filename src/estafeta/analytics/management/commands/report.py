@@ -31,7 +31,14 @@ class Command(EstafetaCommand):
         from estafeta.analytics.conversions import ANY_ORDER, STRICT
         from estafeta.analytics.figures import FIGURES
         from estafeta.analytics.period import Cut, Period
-        from estafeta.web.pages.analytics import TITLES, export_rows, funnel_export
+        from estafeta.web.pages.analytics import (
+            K7_PARTS,
+            TITLES,
+            export_rows,
+            funnel_export,
+            k7_export,
+            k7_extra_export,
+        )
 
         out = Path(options["out"])
         if out.is_dir() or not out.parent.is_dir():
@@ -45,6 +52,12 @@ class Command(EstafetaCommand):
         for mode in (STRICT, ANY_ORDER):
             headers, rows = funnel_export(period, cut, mode)
             sheets.append((f"K8 {mode} {TITLES['K8']}", headers, rows))
+        for part in K7_PARTS:
+            headers, rows = k7_export(period, cut, part)
+            sheets.append((f"K7 {part}", headers, rows))
+        for which in ("win_rate", "ratios"):
+            headers, rows = k7_extra_export(period, cut, which)
+            sheets.append((f"K7 {which}", headers, rows))
         body = _xlsx(sheets) if options["format"] == "xlsx" else _csv(period.label, sheets)
         temporary = out.with_name(f".{out.name}.part")
         temporary.write_bytes(body)
