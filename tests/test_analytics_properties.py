@@ -77,8 +77,10 @@ ITEMS: dict[str, tuple[tuple[str, Any], ...]] = {
 }
 EARLIER = {"offer": ("new",), "contract": ("new", "offer")}
 
+# Repeats weigh the draw towards the usual work, so that 25 examples make rich histories.
 ACTIONS = ("create", "advance", "advance", "advance", "fill", "item", "close", "skip", "back",
-           "contact", "contact", "document", "won", "lost", "void", "reopen", "reassign")
+           "contact", "contact", "document", "document", "won", "lost", "void", "reopen",
+           "reassign", "reassign")
 step = st.tuples(
     st.sampled_from(ACTIONS),
     st.integers(0, MAX_TICKETS - 1),  # which ticket (modulo those made so far)
@@ -90,7 +92,7 @@ creation = st.tuples(st.just("create"), st.just(0), st.just("head"),
                      st.integers(1, 3 * 24 * 60), st.integers(0, 10_000))
 history = st.tuples(st.integers(0, 30 * 24 * 60),  # minutes from ORIGIN to the first step
                     st.lists(creation, min_size=2, max_size=5),  # the first tickets
-                    st.lists(step, min_size=10, max_size=40),  # then anything, more tickets too
+                    st.lists(step, min_size=15, max_size=40),  # then anything, more tickets too
                     st.integers(0, 30 * 24 * 60))  # minutes from the last step to "now"
 
 
