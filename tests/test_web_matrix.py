@@ -74,6 +74,7 @@ WORKERS = SIGNED - {"admin"}  # who works with tickets
 BOARD = frozenset({"ann", "bob", "olga", "head", "other_head", "director"})
 HEADS = frozenset({"head", "other_head", "director"})
 ADMINS = frozenset({"admin"})
+TARGETERS = HEADS | ADMINS  # who sets targets
 
 # Which tickets each person sees (tickets/access.py).
 SEES: dict[str, frozenset[str]] = {
@@ -354,6 +355,20 @@ PAGES: dict[str, Page] = {
     "analytics": Page("/analytics/", gated(BOARD, 200)),
     "analytics_tickets": Page("/analytics/K2/tickets/", gated(BOARD, 200)),
     "analytics_export": Page("/analytics/K2/export/?format=csv", gated(BOARD, 200)),
+    # targets (K6): directors and admins any, heads their own teams' sellers (Oscar: not Ann)
+    "targets": Page("/targets/", gated(TARGETERS, 200),
+                    lambda who: 403 if who == "other_head" else gated(TARGETERS, 302)(who),
+                    lambda k: {"kind": "seller", "ref": k["ann"], "start": "2026-12-01",
+                               "end": "2026-12-31", "amount": "1000000", "currency": "RUB"}),
+    "targets_import": Page("/targets/import/", gated(TARGETERS, 405),
+                           lambda who: 400 if who == "other_head" else gated(TARGETERS, 302)(who),
+                           lambda k: {"file": SimpleUploadedFile(
+                               "plan.csv", b"kind,object,start,end,amount\n"
+                               + f"seller,{k['ann']},2026-12-01,2026-12-31,500\n".encode(),
+                               content_type="text/csv")}),
+    "target_history": Page("/targets/seller/{ann}/",
+                           lambda who: 404 if who == "other_head" else gated(TARGETERS, 200)(who),
+                           missing="/targets/seller/999999/"),
 }
 
 

@@ -19,4 +19,5 @@ def nav(request: HttpRequest) -> dict[str, Any]:
         "sees_board": role in {Role.SELLER, Role.HEAD, Role.DIRECTOR},
         "sees_team": role in {Role.HEAD, Role.DIRECTOR},
         "is_admin": role == Role.ADMIN,
+        "sets_targets": role in {Role.HEAD, Role.DIRECTOR, Role.ADMIN},
     }}

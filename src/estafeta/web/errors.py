@@ -146,6 +146,22 @@ MESSAGES: dict[str, Promise] = {
     "not_a_seller": _("Only active sellers are rated."),
     "not_your_seller": _("A head of sales rates the sellers of their own teams."),
     "future_week": _("A week that has not started yet cannot be rated."),
+    # targets (K6 potentials and plans) and their import
+    "bad_import": _("Nothing was imported: some rows are not valid. Each is listed with its "
+                    "line and reason; correct them and import the file again."),
+    "not_your_target": _("Directors and admins set any target; a head of sales the targets of "
+                         "the sellers of their own teams."),
+    "bad_target_kind": _("Choose a kind of target: client, territory, segment, seller or team."),
+    "bad_target_object": _("A client, seller or team is given by its id (a number)."),
+    "unknown_target_object": _("There is no %(kind)s “%(value)s”."),
+    "bad_header": _("Line %(line)s: the header lacks %(missing)s. The columns are kind, object, "
+                    "start, end, amount and (optional) currency."),
+    "empty_import": _("The file has no targets."),
+    "file_too_large": _("The file is too large."),
+    "too_many_rows": _("The file has more than %(limit)s rows; split it."),
+    "bad_file": _("The file cannot be read: use a UTF-8 CSV file or an XLSX workbook."),
+    "bad_format": _("Use a CSV or XLSX file."),
+    "bad_date": _("Enter a date like 2026-01-31."),
 }
 
 BY_CLASS: list[tuple[type[EstafetaError], Promise]] = [

@@ -14,6 +14,7 @@ from .pages import (
     lists,
     notifications,
     ratings,
+    targets,
     team,
     tickets,
     todo,
@@ -34,4 +35,5 @@ urlpatterns = [
     *control.urlpatterns,
     *ratings.urlpatterns,
     *analytics.urlpatterns,
+    *targets.urlpatterns,
 ]
