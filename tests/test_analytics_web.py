@@ -275,7 +275,7 @@ def test_report_writes_a_real_xlsx_with_a_sheet_per_figure(world: World, tmp_pat
     book = load_workbook(out)
     assert [name.split()[0] for name in book.sheetnames] == ["K1", "K2", "K3", "K4", "K10",
                                                              "K8", "K8", "K7", "K7", "K7",
-                                                             "K7", "K7"]
+                                                             "K7", "K7", "K9", "K9"]
     funnel_sheet = list(book[book.sheetnames[5]].iter_rows(values_only=True))
     assert funnel_sheet[0][:3] == (_("Pipeline"), _("Stage"), _("Reached"))
     assert funnel_sheet[1][2] == 2  # Ann's and Bob's leads entered the first stage
@@ -484,4 +484,64 @@ def test_the_report_sheet_names_are_unique_within_31_characters(world: World,
     names = load_workbook(out).sheetnames
     assert len({n[:31] for n in names}) == len(names)
     assert {"K7 email_call", "K7 call_meeting", "K7 lead_sale", "K7 win_rate",
-            "K7 ratios"} <= set(names)
+            "K7 ratios", "K9 stuck"} <= set(names)
+
+
+# --- K9 time in stage ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("who", "open_", "stuck"), [("ann", 0, 0), ("head", 1, 1),
+                                                     ("director", 3, 3)])
+def test_the_time_in_stage_card_per_role(world: World, who: str, open_: int, stuck: int) -> None:
+    w = world
+    make_history(w)  # three leads still in their first stage, past its SLA; Ann's now Olga's
+    answer = page(getattr(w, who))
+    assert answer.status_code == 200
+    card = answer.context["timing"]
+    assert sum(r["open"] for r in card.rows) == open_
+    assert sum(r["closed"] for r in card.rows) == 0
+    assert all(r["texts"]["median"] == "-" for r in card.rows)  # no stay ended
+    assert len(card.stuck) == card.stuck_total == stuck
+    text = answer.content.decode()
+    assert 'id="K9"' in text and "docs/analytics-timing.md" in text
+    assert "/analytics/K9/export/?period=2026-11&amp;part=stuck&amp;format=csv" in text
+
+
+def test_the_time_in_stage_drills_down_to_visible_tickets(world: World) -> None:
+    w = world
+    tickets = make_history(w)
+    stage = page(w.head).context["timing"].rows[0]["stage"]
+    cell = f"{NOV}&k_pipeline=sales&k_stage={stage}&column=stays"
+    for part in ("open", "stuck"):
+        answer = page(w.head, f"{cell}&part={part}", "/analytics/K9/tickets/")
+        assert [t.pk for t in answer.context["page"].object_list] == [tickets["bob"].pk]
+        answer = page(w.director, f"{cell}&part={part}", "/analytics/K9/tickets/")
+        assert len(answer.context["page"].object_list) == 3
+    text = page(w.head).content.decode()
+    assert tickets["bob"].number in text and tickets["olga"].number not in text
+    assert page(w.head, f"{cell}&part=x", "/analytics/K9/tickets/").status_code == 400
+    assert page(w.ann, f"{cell}&seller={w.bob.pk}", "/analytics/K9/tickets/").status_code == 403
+
+
+def test_the_time_in_stage_export_neutralises_and_the_api_equals_the_page(world: World) -> None:
+    w = world
+    make_history(w)
+    w.bob.first_name, w.bob.last_name = "=HYPERLINK(\"http://x\")", ""
+    w.bob.save()
+    csv = page(w.head, f"{NOV}&part=stuck&format=csv", "/analytics/K9/export/")
+    assert csv.status_code == 200
+    body = csv.content.decode("utf-8-sig")
+    assert "'=HYPERLINK" in body and "\r\n=HYPERLINK" not in body
+    assert body.count("\r\n") == 2  # the header and Bob's stuck ticket, not Olga's
+    xlsx = load_workbook(io.BytesIO(page(w.director, f"{NOV}&format=xlsx",
+                                         "/analytics/K9/export/").content)).active
+    assert xlsx is not None
+    assert list(xlsx.iter_rows(values_only=True))[1][5] == 3  # three open stays
+    card = page(w.director).context["timing"]
+    api = APIClient()
+    api.force_authenticate(w.director)
+    data = api.get(f"/api/v1/analytics/K9/?{NOV}").json()
+    assert data["figure"] == "K9" and data["total"] == {"closed": 0, "open": 3, "stuck": 3}
+    assert [(r["stage"], r["open"], r["stuck"], r["oldest_open_hours"]) for r in data["rows"]] \
+        == [(r["stage"], r["open"], r["stuck"], r["texts"]["oldest_open"]) for r in card.rows]
+    assert api.get(f"/api/v1/analytics/K9/?{NOV}&team=999999").status_code in (400, 403)

@@ -27,7 +27,7 @@ from .views import ApiView
 
 
 class FigureSerializer(drf.Serializer):
-    figure = drf.CharField(help_text="K1, K2, K3, K4, K10, K8 or K7")
+    figure = drf.CharField(help_text="K1, K2, K3, K4, K10, K8, K7 or K9")
     mode = drf.CharField(required=False,
                          help_text="K8 only: strict (the default) or any (order)")
     part = drf.CharField(required=False,
@@ -100,6 +100,28 @@ def conversion_data(period: Any, cut: Any, part: str) -> dict[str, Any]:
             "rows": [plain(r, True) for r in rows], "total": plain(total, False)}
 
 
+def timing_data(period: Any, cut: Any) -> dict[str, Any]:
+    """K9: a row per pipeline and stage; business hours as decimal strings with one place
+    (null when there is no stay), counts of stays ended, open and stuck."""
+    from estafeta.web.pages.analytics import k9_rows, k9_tables
+
+    timing = k9_tables(period, cut)[0]
+    rows = [{"pipeline": r["pipeline"], "stage": r["stage"], "closed": r["closed"],
+             "median_hours": _hours(r["median"]), "p80_hours": _hours(r["p80"]),
+             "open": r["open"], "oldest_open_hours": _hours(r["oldest_open"]),
+             "stuck": r["stuck"]} for r in k9_rows(timing)]
+    return {"figure": "K9", "unit": "business hours", "period": period.label,
+            "start": period.start, "end": period.end, "cut": cut.as_dict(),
+            "keys": ["pipeline", "stage"],
+            "columns": ["closed", "median_hours", "p80_hours", "open", "oldest_open_hours",
+                        "stuck"], "rows": rows,
+            "total": {c: sum(r[c] for r in rows) for c in ("closed", "open", "stuck")}}
+
+
+def _hours(value: Any) -> str | None:
+    return None if value is None else f"{value.total_seconds() / 3600:.1f}"
+
+
 PARAMETERS = [
     OpenApiParameter("period", OpenApiTypes.STR, description=(
         "2026-11, 2026-W48, 2026-Q4, 2026 or 2026-11-01..2026-11-15; this month if left out")),
@@ -115,13 +137,14 @@ class FigureView(ApiView):
     @extend_schema(parameters=PARAMETERS,
                    responses={200: FigureSerializer, 400: ErrorSerializer, 401: ErrorSerializer,
                               403: ErrorSerializer},
-                   summary="One figure (K1, K2, K3, K4, K10, K8, K7) for a period and a cut")
+                   summary="One figure (K1, K2, K3, K4, K10, K8, K7, K9) for a period and a cut")
     def get(self, request: Request, figure: str) -> Response:
         if Role(self.person.role) not in ANALYTICS_ROLES:
             raise Forbidden("the figures are for sellers, heads and directors",
                             code="analytics_forbidden")
-        if figure not in FIGURES and figure not in ("K8", "K7"):
-            raise BadInput(f"there is no figure {figure!r}; use {', '.join(FIGURES)}, K8 or K7",
+        if figure not in FIGURES and figure not in ("K8", "K7", "K9"):
+            raise BadInput(f"there is no figure {figure!r}; use {', '.join(FIGURES)}, K8, K7 "
+                           "or K9",
                            code="bad_figure", value=figure)
         period = read_period(request.query_params)
         cut = read_cut(self.person, request.query_params)
@@ -130,6 +153,8 @@ class FigureView(ApiView):
 
             mode = read_mode(request.query_params)
             return Response(FigureSerializer(funnel_data(period, cut, mode)).data)
+        if figure == "K9":
+            return Response(FigureSerializer(timing_data(period, cut)).data)
         if figure == "K7":
             from estafeta.web.pages.analytics import read_part
 

@@ -9,6 +9,7 @@ to the tickets behind it, of which only those the person may see are listed.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -43,10 +44,13 @@ from estafeta.analytics.conversions import (
     rates,
     win_rate,
 )
-from estafeta.analytics.figures import FIGURES, Table
+from estafeta.analytics.figures import FIGURES, Fact, Table
 from estafeta.analytics.period import CUT_FIELDS, Cut, Period
+from estafeta.analytics.timing import KEYS as KEYS9
+from estafeta.analytics.timing import TimeInStage, k9_time_in_stage
 from estafeta.core.export import export_response
 from estafeta.domain.errors import BadInput, EstafetaError
+from estafeta.tickets.models import Ticket
 
 from ..errors import describe, status_for
 from .common import error_page, paginate, query_without, roles_required
@@ -59,6 +63,7 @@ TITLES = {
     "K10": _l("Deals won and lost"),
     "K8": _l("Stage funnel"),
     "K7": _l("Conversions"),
+    "K9": _l("Time in stage"),
 }
 HOW = {
     "K1": _l("Activities in the period for whoever performed them: emails sent, outgoing calls "
@@ -89,6 +94,12 @@ HOW = {
              "14 days have not all passed is marked immature: its figures can still grow. Win "
              "rate is won / (won + lost) among deals closed in the period. The activity ratios "
              "are counts divided by each other, not conversions. Void tickets are never counted."),
+    "K9": _l("Business hours (the pipeline's calendar: nights, weekends, holidays and lunch "
+             "do not count) spent in each open stage. Median and 80th percentile of the stays "
+             "that ended in the period; stays still open at the end of the period (or now) are "
+             "counted apart with the oldest age, never mixed into the percentiles. Stuck: open "
+             "stays past their SLA due time or much older than usual. A paused stay counts "
+             "whole. By the seller who ran the stage; void tickets never count."),
 }
 COLUMN_TITLES = {
     "contacts": _l("Contacts"), "emails_out": _l("Emails sent"),
@@ -106,9 +117,13 @@ COLUMN_TITLES = {
     "open_share": _l("Open, %"), "immature": _l("Immature"), "channel": _l("Channel"),
     "win_rate": _l("Win rate"), "calls_per_email_ratio": _l("Calls per email (ratio)"),
     "presentations_per_call_ratio": _l("Presentations per call (ratio)"),
+    "closed": _l("Stays ended"), "median": _l("Median, h"), "p80": _l("80th percentile, h"),
+    "oldest_open": _l("Oldest open, h"), "stuck": _l("Stuck"), "ticket": _l("Ticket"),
+    "executor": _l("Seller"), "age": _l("In stage, h"), "why": _l("Why"),
 }
+STUCK_WHY = {"sla": _l("past its SLA"), "age": _l("too long in the stage")}
 NOT_CUT = ("period", "format", "page", "column", "q", "mode", "part")
-EXTRA_FIGURES = ("K8", "K7")
+EXTRA_FIGURES = ("K8", "K7", "K9")
 MODES = {STRICT: _l("Strict order"), ANY_ORDER: _l("Any order")}
 KEY_PREFIX = "k_"
 
@@ -274,6 +289,8 @@ def figure_table(code: str, period: Period, cut: Cut, data: Any) -> Table:
         return k8_funnel(period, cut, mode=read_mode(data)).table
     if code == "K7":
         return K7_PARTS[read_part(data)][0](period, cut)
+    if code == "K9":
+        return k9_tables(period, cut)[1][read_k9_part(data)]
     return FIGURES[_figure(code)](period, cut)
 
 
@@ -442,6 +459,99 @@ def k7_extra_export(period: Period, cut: Cut, which: str) -> tuple[list[str], li
               ratio_text(r["presentations_per_call_ratio"])] for r in ratios])
 
 
+# --- K9 time in stage -------------------------------------------------------------------------
+
+K9_PARTS = ("closed", "open", "stuck")
+K9_COLUMNS = ("closed", "median", "p80", "open", "oldest_open", "stuck")
+
+
+def hours(value: timedelta | None) -> str:
+    """Business time as hours with one decimal ("-" when there is none)."""
+    return "-" if value is None else f"{value.total_seconds() / 3600:.1f}"
+
+
+def k9_tables(period: Period, cut: Cut) -> tuple[TimeInStage, dict[str, Table]]:
+    """K9 and its drill-down tables: closed stays, open stays and stuck stays (a fact each)."""
+    timing = k9_time_in_stage(period, cut)
+    stuck = Table("K9 stuck", "tickets", period, cut, KEYS9, ("stays",), tuple(
+        Fact(s.ticket, {"pipeline": s.pipeline, "stage": s.stage, "executor": s.executor},
+             {"stays": 1}) for s in timing.stuck))
+    return timing, {"closed": timing.closed, "open": timing.open, "stuck": stuck}
+
+
+def read_k9_part(data: Any) -> str:
+    part = data.get("part") or "closed"
+    if part not in K9_PARTS:
+        raise BadInput(f"the K9 part is one of {', '.join(K9_PARTS)}, not {part!r}",
+                       code="bad_cut", field="part", value=part)
+    return str(part)
+
+
+@dataclass
+class K9Card:
+    code: str
+    title: str
+    how: str
+    headers: list[str]
+    rows: list[dict[str, Any]]
+    stuck_headers: list[str]
+    stuck: list[dict[str, Any]]
+    stuck_total: int
+    chart: SafeString
+
+
+def k9_rows(timing: TimeInStage) -> list[dict[str, Any]]:
+    rows = timing.rows()
+    for row in rows:
+        row["texts"] = {c: hours(row[c]) for c in ("median", "p80", "oldest_open")}
+        row["cell"] = urlencode({f"{KEY_PREFIX}pipeline": row["pipeline"],
+                                 f"{KEY_PREFIX}stage": row["stage"]})
+    return rows
+
+
+def k9_card(user: User, period: Period, cut: Cut) -> K9Card:
+    timing, _tables = k9_tables(period, cut)
+    rows = k9_rows(timing)
+    visible = dict(drill_down(user, {s.ticket for s in timing.stuck}).values_list("pk",
+                                                                                  "number"))
+    shown = [s for s in timing.stuck if s.ticket in visible]
+    names = person_names({s.executor for s in shown if s.executor})
+    stuck = [{"ticket": s.ticket, "number": visible[s.ticket], "pipeline": s.pipeline,
+              "stage": s.stage, "executor": key_label("owner", s.executor, names),
+              "age": hours(s.age), "why": str(STUCK_WHY[s.why])} for s in shown]
+    chart = charts.bars([(f"{r['pipeline']} {r['stage']}",
+                          round((r["median"] or timedelta()).total_seconds() / 3600, 1))
+                         for r in rows], f"{TITLES['K9']}: {column_title('median')}")
+    return K9Card("K9", str(TITLES["K9"]), str(HOW["K9"]),
+                  [column_title(c) for c in ("pipeline", "stage", *K9_COLUMNS)], rows,
+                  [column_title(c) for c in ("ticket", "pipeline", "stage", "executor", "age",
+                                             "why")], stuck, len(timing.stuck), chart)
+
+
+def k9_export(period: Period, cut: Cut) -> tuple[list[str], list[list[Any]]]:
+    rows = k9_rows(k9_tables(period, cut)[0])
+    return ([column_title(c) for c in ("pipeline", "stage", *K9_COLUMNS)],
+            [[r["pipeline"], r["stage"], r["closed"], r["texts"]["median"], r["texts"]["p80"],
+              r["open"], r["texts"]["oldest_open"], r["stuck"]] for r in rows])
+
+
+def k9_stuck_export(user: User | None, period: Period, cut: Cut
+                    ) -> tuple[list[str], list[list[Any]]]:
+    """The stuck stays (only the tickets ``user`` may see; all of them for the report)."""
+    timing = k9_tables(period, cut)[0]
+    stuck = list(timing.stuck)
+    if user is not None:
+        visible = set(drill_down(user, {s.ticket for s in stuck}).values_list("pk", flat=True))
+        stuck = [s for s in stuck if s.ticket in visible]
+    numbers = dict(Ticket.objects.filter(pk__in=sorted({s.ticket for s in stuck}))
+                   .values_list("pk", "number"))
+    names = person_names({s.executor for s in stuck if s.executor})
+    return ([column_title(c) for c in ("ticket", "pipeline", "stage", "executor", "age", "why")],
+            [[numbers.get(s.ticket, s.ticket), s.pipeline, s.stage,
+              key_label("owner", s.executor, names), hours(s.age), str(STUCK_WHY[s.why])]
+             for s in stuck])
+
+
 # --- pages ------------------------------------------------------------------------------------
 
 
@@ -473,6 +583,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         "stage_funnel": funnel_card(period, cut, mode),
         "conversions": k7_card(period, cut),
         "part_query": query_without(request, "page", "format", "part"),
+        "timing": k9_card(user, period, cut),
         "mode_query": query_without(request, "page", "format", "mode"),
         "query": query_without(request, "page", "format"),
         "filters": {name: request.GET.get(name, "") for name in CUT_FIELDS},
@@ -535,6 +646,13 @@ def figure_export(request: HttpRequest, figure: str) -> HttpResponse:
             mode = read_mode(request.GET)
             headers, rows = funnel_export(period, cut, mode)
             return export_response(rows, headers, f"K8-{mode}-{period.label}",
+                                   request.GET.get("format") or "xlsx")
+        if figure == "K9":
+            stuck = request.GET.get("part") == "stuck"
+            headers, rows = (k9_stuck_export(user, period, cut) if stuck
+                             else k9_export(period, cut))
+            return export_response(rows, headers,
+                                   f"K9{'-stuck' if stuck else ''}-{period.label}",
                                    request.GET.get("format") or "xlsx")
         if figure == "K7":
             part = read_part(request.GET)

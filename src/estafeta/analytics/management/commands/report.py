@@ -38,6 +38,8 @@ class Command(EstafetaCommand):
             funnel_export,
             k7_export,
             k7_extra_export,
+            k9_export,
+            k9_stuck_export,
         )
 
         out = Path(options["out"])
@@ -58,6 +60,10 @@ class Command(EstafetaCommand):
         for which in ("win_rate", "ratios"):
             headers, rows = k7_extra_export(period, cut, which)
             sheets.append((f"K7 {which}", headers, rows))
+        headers, rows = k9_export(period, cut)
+        sheets.append((f"K9 {TITLES['K9']}", headers, rows))
+        headers, rows = k9_stuck_export(None, period, cut)
+        sheets.append(("K9 stuck", headers, rows))
         body = _xlsx(sheets) if options["format"] == "xlsx" else _csv(period.label, sheets)
         temporary = out.with_name(f".{out.name}.part")
         temporary.write_bytes(body)
