@@ -275,7 +275,8 @@ def test_report_writes_a_real_xlsx_with_a_sheet_per_figure(world: World, tmp_pat
     book = load_workbook(out)
     assert [name.split()[0] for name in book.sheetnames] == ["K1", "K2", "K3", "K4", "K10",
                                                              "K8", "K8", "K7", "K7", "K7",
-                                                             "K7", "K7", "K9", "K9"]
+                                                             "K7", "K7", "K9", "K9", "K12",
+                                                             "K12", "K12", "K12"]
     funnel_sheet = list(book[book.sheetnames[5]].iter_rows(values_only=True))
     assert funnel_sheet[0][:3] == (_("Pipeline"), _("Stage"), _("Reached"))
     assert funnel_sheet[1][2] == 2  # Ann's and Bob's leads entered the first stage
@@ -484,7 +485,8 @@ def test_the_report_sheet_names_are_unique_within_31_characters(world: World,
     names = load_workbook(out).sheetnames
     assert len({n[:31] for n in names}) == len(names)
     assert {"K7 email_call", "K7 call_meeting", "K7 lead_sale", "K7 win_rate",
-            "K7 ratios", "K9 stuck"} <= set(names)
+            "K7 ratios", "K9 stuck", "K12 coverage", "K12 overdue", "K12 sla",
+            "K12 escalations"} <= set(names)
 
 
 # --- K9 time in stage ---------------------------------------------------------------------------
@@ -545,3 +547,71 @@ def test_the_time_in_stage_export_neutralises_and_the_api_equals_the_page(world:
     assert [(r["stage"], r["open"], r["stuck"], r["oldest_open_hours"]) for r in data["rows"]] \
         == [(r["stage"], r["open"], r["stuck"], r["texts"]["oldest_open"]) for r in card.rows]
     assert api.get(f"/api/v1/analytics/K9/?{NOV}&team=999999").status_code in (400, 403)
+
+
+# --- K12 control --------------------------------------------------------------------------------
+
+
+def _k12(answer: Any) -> dict[str, Any]:
+    return {t.part: t for t in answer.context["control"].tables}
+
+
+@pytest.mark.parametrize(("who", "tickets"), [("ann", 0), ("head", 1), ("director", 3)])
+def test_the_control_card_per_role(world: World, who: str, tickets: int) -> None:
+    w = world
+    make_history(w)  # Ann's lead is Olga's now; every task is past due by the end of November
+    answer = page(getattr(w, who))
+    assert answer.status_code == 200
+    parts = _k12(answer)
+    assert list(parts) == ["coverage", "overdue", "sla", "escalations"]
+    coverage = dict(parts["coverage"].total["cells"])
+    assert coverage == {"open_tickets": tickets, "covered": tickets, "uncovered": 0}
+    assert dict(parts["overdue"].total["cells"])["overdue"] == tickets
+    assert parts["coverage"].total["rate_text"] == ("100%" if tickets else "-")
+    assert not parts["escalations"].has_rate
+    text = answer.content.decode()
+    assert 'id="K12"' in text and "docs/analytics-timing.md" in text
+    assert "/analytics/K12/export/?period=2026-11&amp;part=overdue&amp;format=csv" in text
+
+
+def test_the_control_drills_down_to_visible_tickets(world: World) -> None:
+    w = world
+    tickets = make_history(w)
+    answer = page(w.head, f"{NOV}&part=overdue&column=overdue", "/analytics/K12/tickets/")
+    assert [t.pk for t in answer.context["page"].object_list] == [tickets["bob"].pk]
+    answer = page(w.director, f"{NOV}&part=coverage&k_owner={w.olga.pk}&column=covered",
+                  "/analytics/K12/tickets/")
+    assert {t.pk for t in answer.context["page"].object_list} == {tickets["ann"].pk,
+                                                                 tickets["olga"].pk}
+    assert page(w.head, f"{NOV}&part=x", "/analytics/K12/tickets/").status_code == 400
+    assert page(w.ann, f"{NOV}&part=sla&seller={w.bob.pk}", "/analytics/K12/tickets/"
+                ).status_code == 403
+
+
+def test_the_control_export_neutralises_and_the_api_equals_the_page(world: World) -> None:
+    w = world
+    make_history(w)
+    w.bob.first_name, w.bob.last_name = "=HYPERLINK(\"http://x\")", ""
+    w.bob.save()
+    for part in ("coverage", "overdue"):
+        csv = page(w.head, f"{NOV}&part={part}&format=csv", "/analytics/K12/export/")
+        assert csv.status_code == 200
+        body = csv.content.decode("utf-8-sig")
+        assert "'=HYPERLINK" in body and "\r\n=HYPERLINK" not in body
+    xlsx = load_workbook(io.BytesIO(page(w.director, f"{NOV}&part=coverage&format=xlsx",
+                                         "/analytics/K12/export/").content)).active
+    assert xlsx is not None
+    values = list(xlsx.iter_rows(values_only=True))
+    assert all(not (isinstance(v, str) and v.startswith("=")) for row in values for v in row)
+    assert values[-1][1:4] == (3, 3, 0)
+    parts = _k12(page(w.director))
+    api = APIClient()
+    api.force_authenticate(w.director)
+    for part, table in parts.items():
+        data = api.get(f"/api/v1/analytics/K12/?{NOV}&part={part}").json()
+        assert data["figure"] == "K12" and data["part"] == part
+        assert [[r[c] for c, _v in table.total["cells"]] for r in data["rows"]] == [
+            [v for _c, v in r["cells"]] for r in table.rows]
+    data = api.get(f"/api/v1/analytics/K12/?{NOV}").json()
+    assert data["part"] == "coverage" and data["total"]["rate"] == "1.0000"
+    assert api.get(f"/api/v1/analytics/K12/?{NOV}&part=x").status_code == 400

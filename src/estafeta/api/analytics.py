@@ -27,11 +27,12 @@ from .views import ApiView
 
 
 class FigureSerializer(drf.Serializer):
-    figure = drf.CharField(help_text="K1, K2, K3, K4, K10, K8, K7 or K9")
+    figure = drf.CharField(help_text="K1, K2, K3, K4, K10, K8, K7, K9 or K12")
     mode = drf.CharField(required=False,
                          help_text="K8 only: strict (the default) or any (order)")
     part = drf.CharField(required=False,
-                         help_text="K7 only: email_call, call_meeting or lead_sale (default)")
+                         help_text=("K7: email_call, call_meeting or lead_sale (default); "
+                                    "K12: coverage (default), overdue, sla or escalations"))
     unit = drf.CharField()
     period = drf.CharField(help_text="The period as read, e.g. 2026-11")
     start = drf.DateTimeField(help_text="First instant (company time zone)")
@@ -118,6 +119,25 @@ def timing_data(period: Any, cut: Any) -> dict[str, Any]:
             "total": {c: sum(r[c] for r in rows) for c in ("closed", "open", "stuck")}}
 
 
+def control_data(period: Any, cut: Any, part: str) -> dict[str, Any]:
+    """K12: one of its tables (``part``) by its keys, with ``rate`` as a decimal string with 4
+    places (null when nothing is divided; escalations have none)."""
+    from estafeta.web.pages.analytics import K12_PARTS, k12_rows
+
+    table, keys, rows, total = k12_rows(period, cut, part)
+    has_rate = K12_PARTS[part][2] is not None
+
+    def plain(row: dict[str, Any], with_keys: bool) -> dict[str, Any]:
+        return {**({k: row[k] for k in keys} if with_keys else {}),
+                **{c: row.get(c, 0) for c in table.columns},
+                **({"rate": _share(row["rate"])} if has_rate else {})}
+
+    return {"figure": "K12", "part": part, "unit": table.unit, "period": period.label,
+            "start": period.start, "end": period.end, "cut": cut.as_dict(), "keys": list(keys),
+            "columns": [*table.columns, *(["rate"] if has_rate else [])],
+            "rows": [plain(r, True) for r in rows], "total": plain(total, False)}
+
+
 def _hours(value: Any) -> str | None:
     return None if value is None else f"{value.total_seconds() / 3600:.1f}"
 
@@ -129,7 +149,8 @@ PARAMETERS = [
                        description=f"Only this {name}") for name in CUT_FIELDS],
     OpenApiParameter("mode", OpenApiTypes.STR, description="K8 only: strict (default) or any"),
     OpenApiParameter("part", OpenApiTypes.STR, description=(
-        "K7 only: email_call, call_meeting or lead_sale (default)")),
+        "K7: email_call, call_meeting or lead_sale (default); K12: coverage (default), "
+        "overdue, sla or escalations")),
 ]
 
 
@@ -137,14 +158,14 @@ class FigureView(ApiView):
     @extend_schema(parameters=PARAMETERS,
                    responses={200: FigureSerializer, 400: ErrorSerializer, 401: ErrorSerializer,
                               403: ErrorSerializer},
-                   summary="One figure (K1, K2, K3, K4, K10, K8, K7, K9) for a period and a cut")
+                   summary="One figure (K1-K4, K10, K8, K7, K9, K12) for a period and a cut")
     def get(self, request: Request, figure: str) -> Response:
         if Role(self.person.role) not in ANALYTICS_ROLES:
             raise Forbidden("the figures are for sellers, heads and directors",
                             code="analytics_forbidden")
-        if figure not in FIGURES and figure not in ("K8", "K7", "K9"):
-            raise BadInput(f"there is no figure {figure!r}; use {', '.join(FIGURES)}, K8, K7 "
-                           "or K9",
+        if figure not in FIGURES and figure not in ("K8", "K7", "K9", "K12"):
+            raise BadInput(f"there is no figure {figure!r}; use {', '.join(FIGURES)}, K8, K7, "
+                           "K9 or K12",
                            code="bad_figure", value=figure)
         period = read_period(request.query_params)
         cut = read_cut(self.person, request.query_params)
@@ -153,6 +174,11 @@ class FigureView(ApiView):
 
             mode = read_mode(request.query_params)
             return Response(FigureSerializer(funnel_data(period, cut, mode)).data)
+        if figure == "K12":
+            from estafeta.web.pages.analytics import read_k12_part
+
+            part = read_k12_part(request.query_params)
+            return Response(FigureSerializer(control_data(period, cut, part)).data)
         if figure == "K9":
             return Response(FigureSerializer(timing_data(period, cut)).data)
         if figure == "K7":

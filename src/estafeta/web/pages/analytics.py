@@ -32,6 +32,12 @@ from estafeta.analytics.access import (
     read_cut,
     read_period,
 )
+from estafeta.analytics.control import (
+    escalations,
+    next_task_coverage,
+    overdue_rate,
+    sla_compliance,
+)
 from estafeta.analytics.conversions import (
     ANY_ORDER,
     STRICT,
@@ -41,6 +47,7 @@ from estafeta.analytics.conversions import (
     k7_email_to_call,
     k7_lead_to_sale,
     k8_funnel,
+    rate,
     rates,
     win_rate,
 )
@@ -48,6 +55,7 @@ from estafeta.analytics.figures import FIGURES, Fact, Table
 from estafeta.analytics.period import CUT_FIELDS, Cut, Period
 from estafeta.analytics.timing import KEYS as KEYS9
 from estafeta.analytics.timing import TimeInStage, k9_time_in_stage
+from estafeta.core import clock
 from estafeta.core.export import export_response
 from estafeta.domain.errors import BadInput, EstafetaError
 from estafeta.tickets.models import Ticket
@@ -64,6 +72,7 @@ TITLES = {
     "K8": _l("Stage funnel"),
     "K7": _l("Conversions"),
     "K9": _l("Time in stage"),
+    "K12": _l("Control"),
 }
 HOW = {
     "K1": _l("Activities in the period for whoever performed them: emails sent, outgoing calls "
@@ -100,6 +109,12 @@ HOW = {
              "counted apart with the oldest age, never mixed into the percentiles. Stuck: open "
              "stays past their SLA due time or much older than usual. A paused stay counts "
              "whole. By the seller who ran the stage; void tickets never count."),
+    "K12": _l("Next-task coverage: open tickets now, and how many have an open task for an "
+              "active person (it should be all of them; the rest are listed). Overdue: tasks "
+              "open at the end of the period (or now) and how many were past their due time "
+              "then. SLA compliance: stays of stages with an SLA that ended in the period, and "
+              "how many ended by their due time (a pause moves the due time on). Escalations "
+              "raised and acknowledged in the period. Void tickets never count."),
 }
 COLUMN_TITLES = {
     "contacts": _l("Contacts"), "emails_out": _l("Emails sent"),
@@ -121,9 +136,15 @@ COLUMN_TITLES = {
     "oldest_open": _l("Oldest open, h"), "stuck": _l("Stuck"), "ticket": _l("Ticket"),
     "executor": _l("Seller"), "age": _l("In stage, h"), "why": _l("Why"),
 }
+COLUMN_TITLES.update({
+    "open_tickets": _l("Open tickets"), "covered": _l("Covered"), "uncovered": _l("Uncovered"),
+    "open_tasks": _l("Open tasks"), "overdue": _l("Overdue"), "within": _l("Within SLA"),
+    "late": _l("Late"), "raised": _l("Raised"), "acknowledged": _l("Acknowledged"),
+    "reason": _l("Reason"), "level": _l("Level"), "assignee": _l("Assignee"), "rate": _l("Rate"),
+})
 STUCK_WHY = {"sla": _l("past its SLA"), "age": _l("too long in the stage")}
 NOT_CUT = ("period", "format", "page", "column", "q", "mode", "part")
-EXTRA_FIGURES = ("K8", "K7", "K9")
+EXTRA_FIGURES = ("K8", "K7", "K9", "K12")
 MODES = {STRICT: _l("Strict order"), ANY_ORDER: _l("Any order")}
 KEY_PREFIX = "k_"
 
@@ -291,6 +312,8 @@ def figure_table(code: str, period: Period, cut: Cut, data: Any) -> Table:
         return K7_PARTS[read_part(data)][0](period, cut)
     if code == "K9":
         return k9_tables(period, cut)[1][read_k9_part(data)]
+    if code == "K12":
+        return k12_rows(period, cut, read_k12_part(data))[0]
     return FIGURES[_figure(code)](period, cut)
 
 
@@ -552,6 +575,106 @@ def k9_stuck_export(user: User | None, period: Period, cut: Cut
              for s in stuck])
 
 
+# --- K12 control: a card of several tables ----------------------------------------------------
+
+PEOPLE = PERSON_KEYS | {"assignee", "executor"}
+
+
+def person_label(key: str, value: Any, names: dict[int, str]) -> str:
+    return key_label("owner" if key in PEOPLE else key, value, names)
+
+
+def _moment_of(period: Period) -> Any:
+    return min(clock.now(), period.end)
+
+
+# part -> (the table for a period and cut, row keys, (rate numerator, denominator), title)
+K12_PARTS: dict[str, tuple[Any, tuple[str, ...], tuple[str, str] | None, Any]] = {
+    "coverage": (lambda period, cut: next_task_coverage(cut), ("owner",),
+                 ("covered", "open_tickets"), _l("Next-task coverage (now)")),
+    "overdue": (lambda period, cut: overdue_rate(_moment_of(period), cut), ("assignee",),
+                ("overdue", "open_tasks"), _l("Overdue tasks (end of the period, or now)")),
+    "sla": (sla_compliance, ("pipeline", "stage"), ("within", "closed"),
+            _l("SLA compliance")),
+    "escalations": (escalations, ("reason", "level"), None, _l("Escalations")),
+}
+
+
+def read_k12_part(data: Any) -> str:
+    part = data.get("part") or "coverage"
+    if part not in K12_PARTS:
+        raise BadInput(f"the K12 part is one of {', '.join(K12_PARTS)}, not {part!r}",
+                       code="bad_cut", field="part", value=part)
+    return str(part)
+
+
+def k12_rows(period: Period, cut: Cut, part: str
+             ) -> tuple[Table, tuple[str, ...], list[dict[str, Any]], dict[str, Any]]:
+    """One K12 table by its keys, with ``rate`` (None when nothing is divided) and the total."""
+    figure, keys, ratio, _title = K12_PARTS[part]
+    table: Table = figure(period, cut)
+    rows = table.rollup(*keys)
+    total = (table.rollup() or [dict.fromkeys(table.columns, 0)])[0]
+    if ratio is not None:
+        for row in (*rows, total):
+            row["rate"] = rate(row.get(ratio[0], 0), row.get(ratio[1], 0))
+    return table, keys, rows, total
+
+
+@dataclass
+class PartTable:
+    part: str
+    title: str
+    headers: list[str]
+    rows: list[dict[str, Any]]
+    total: dict[str, Any]
+    has_rate: bool
+
+
+@dataclass
+class PartsCard:
+    code: str
+    title: str
+    how: str
+    doc: str
+    tables: list[PartTable]
+
+
+def k12_card(period: Period, cut: Cut) -> PartsCard:
+    built = [(part, *k12_rows(period, cut, part)) for part in K12_PARTS]
+    names = person_names({row[k] for _p, _t, keys, rows, _tot in built for row in rows
+                          for k in keys if k in PEOPLE and row[k]})
+    tables = []
+    for part, table, keys, rows, total in built:
+        has_rate = K12_PARTS[part][2] is not None
+        for row in rows:
+            row["labels"] = [person_label(k, row[k], names) for k in keys]
+            row["cell"] = urlencode({"part": part, **{
+                f"{KEY_PREFIX}{k}": "" if row[k] is None else row[k] for k in keys}})
+            row["cells"] = [(c, row.get(c, 0)) for c in table.columns]
+            row["rate_text"] = percent(row.get("rate"))
+        total["cells"] = [(c, total.get(c, 0)) for c in table.columns]
+        total["rate_text"] = percent(total.get("rate"))
+        tables.append(PartTable(part, str(K12_PARTS[part][3]), [column_title(c) for c in (
+            *keys, *table.columns, *(("rate",) if has_rate else ()))], rows, total, has_rate))
+    return PartsCard("K12", str(TITLES["K12"]), str(HOW["K12"]), "docs/analytics-timing.md",
+                     tables)
+
+
+def k12_export(period: Period, cut: Cut, part: str) -> tuple[list[str], list[list[Any]]]:
+    table, keys, rows, total = k12_rows(period, cut, part)
+    has_rate = K12_PARTS[part][2] is not None
+    names = person_names({row[k] for row in rows for k in keys if k in PEOPLE and row[k]})
+    headers = [column_title(c) for c in (*keys, *table.columns,
+                                         *(("rate",) if has_rate else ()))]
+    body = [[person_label(k, row[k], names) for k in keys]
+            + [row.get(c, 0) for c in table.columns]
+            + ([percent(row["rate"])] if has_rate else []) for row in rows]
+    body.append([_("Total")] + [""] * (len(keys) - 1) + [total.get(c, 0) for c in table.columns]
+                + ([percent(total["rate"])] if has_rate else []))
+    return headers, body
+
+
 # --- pages ------------------------------------------------------------------------------------
 
 
@@ -584,6 +707,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         "conversions": k7_card(period, cut),
         "part_query": query_without(request, "page", "format", "part"),
         "timing": k9_card(user, period, cut),
+        "control": k12_card(period, cut),
         "mode_query": query_without(request, "page", "format", "mode"),
         "query": query_without(request, "page", "format"),
         "filters": {name: request.GET.get(name, "") for name in CUT_FIELDS},
@@ -653,6 +777,11 @@ def figure_export(request: HttpRequest, figure: str) -> HttpResponse:
                              else k9_export(period, cut))
             return export_response(rows, headers,
                                    f"K9{'-stuck' if stuck else ''}-{period.label}",
+                                   request.GET.get("format") or "xlsx")
+        if figure == "K12":
+            part = read_k12_part(request.GET)
+            headers, rows = k12_export(period, cut, part)
+            return export_response(rows, headers, f"K12-{part}-{period.label}",
                                    request.GET.get("format") or "xlsx")
         if figure == "K7":
             part = read_part(request.GET)

@@ -33,6 +33,7 @@ class Command(EstafetaCommand):
         from estafeta.analytics.period import Cut, Period
         from estafeta.web.pages.analytics import (
             K7_PARTS,
+            K12_PARTS,
             TITLES,
             export_rows,
             funnel_export,
@@ -40,6 +41,7 @@ class Command(EstafetaCommand):
             k7_extra_export,
             k9_export,
             k9_stuck_export,
+            k12_export,
         )
 
         out = Path(options["out"])
@@ -64,6 +66,9 @@ class Command(EstafetaCommand):
         sheets.append((f"K9 {TITLES['K9']}", headers, rows))
         headers, rows = k9_stuck_export(None, period, cut)
         sheets.append(("K9 stuck", headers, rows))
+        for part in K12_PARTS:
+            headers, rows = k12_export(period, cut, part)
+            sheets.append((f"K12 {part}", headers, rows))
         body = _xlsx(sheets) if options["format"] == "xlsx" else _csv(period.label, sheets)
         temporary = out.with_name(f".{out.name}.part")
         temporary.write_bytes(body)
