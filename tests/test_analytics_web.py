@@ -276,7 +276,8 @@ def test_report_writes_a_real_xlsx_with_a_sheet_per_figure(world: World, tmp_pat
     assert [name.split()[0] for name in book.sheetnames] == ["K1", "K2", "K3", "K4", "K10",
                                                              "K8", "K8", "K7", "K7", "K7",
                                                              "K7", "K7", "K9", "K9", "K12",
-                                                             "K12", "K12", "K12"]
+                                                             "K12", "K12", "K12", "Growth",
+                                                             "Growth", "Growth", "Growth"]
     funnel_sheet = list(book[book.sheetnames[5]].iter_rows(values_only=True))
     assert funnel_sheet[0][:3] == (_("Pipeline"), _("Stage"), _("Reached"))
     assert funnel_sheet[1][2] == 2  # Ann's and Bob's leads entered the first stage
@@ -486,7 +487,8 @@ def test_the_report_sheet_names_are_unique_within_31_characters(world: World,
     assert len({n[:31] for n in names}) == len(names)
     assert {"K7 email_call", "K7 call_meeting", "K7 lead_sale", "K7 win_rate",
             "K7 ratios", "K9 stuck", "K12 coverage", "K12 overdue", "K12 sla",
-            "K12 escalations"} <= set(names)
+            "K12 escalations", "Growth channels", "Growth average_deal",
+            "Growth lost_value", "Growth stages"} <= set(names)
 
 
 # --- K9 time in stage ---------------------------------------------------------------------------
@@ -615,3 +617,83 @@ def test_the_control_export_neutralises_and_the_api_equals_the_page(world: World
     data = api.get(f"/api/v1/analytics/K12/?{NOV}").json()
     assert data["part"] == "coverage" and data["total"]["rate"] == "1.0000"
     assert api.get(f"/api/v1/analytics/K12/?{NOV}&part=x").status_code == 400
+
+
+# --- growth points ------------------------------------------------------------------------------
+
+
+def _lose_bobs(w: World, tickets: dict[str, Ticket]) -> None:
+    from estafeta.tickets.services import ticket_close_lost
+
+    with clock.frozen(at(5)):
+        ticket_close_lost(actor=w.bob, ticket=tickets["bob"], reason="price")
+
+
+def _growth(answer: Any) -> dict[str, Any]:
+    return {t.part: t for t in answer.context["growth"].tables}
+
+
+@pytest.mark.parametrize(("who", "leads", "lost"), [("ann", 1, 0), ("head", 2, 1),
+                                                    ("director", 3, 1)])
+def test_the_growth_card_per_role(world: World, who: str, leads: int, lost: int) -> None:
+    w = world
+    _lose_bobs(w, make_history(w))
+    answer = page(getattr(w, who))
+    assert answer.status_code == 200
+    parts = _growth(answer)
+    assert list(parts) == ["channels", "average_deal", "lost_value", "stages"]
+    assert sum(int(r["cells"][1][0]) for r in parts["channels"].rows) == leads
+    assert [r["cells"][2][0] for r in parts["channels"].rows] == ["0"] * len(
+        parts["channels"].rows)  # nothing in October
+    assert sum(int(r["cells"][3][0]) for r in parts["lost_value"].rows) == lost
+    assert all(r["largest"] for r in parts["lost_value"].rows)  # the only loss is the largest
+    text = answer.content.decode()
+    assert 'id="growth"' in text and "/analytics/growth/export/?period=2026-11&amp;part=" \
+        "lost_value&amp;format=csv" in text
+    if lost:
+        assert 'class="largest-loss"' in text
+
+
+def test_the_growth_points_drill_down_to_visible_tickets(world: World) -> None:
+    w = world
+    tickets = make_history(w)
+    _lose_bobs(w, tickets)
+    link = _growth(page(w.head))["channels"].rows[0]["cells"][1][1]
+    answer = signed(w.head).get(link)
+    assert answer.status_code == 200  # Ann's lead is counted, only Bob's may be opened
+    assert [t.pk for t in answer.context["page"].object_list] == [tickets["bob"].pk]
+    link = _growth(page(w.director))["lost_value"].rows[0]["cells"][3][1]
+    answer = signed(w.director).get(link)
+    assert [t.pk for t in answer.context["page"].object_list] == [tickets["bob"].pk]
+    link = _growth(page(w.head))["stages"].rows[0]["cells"][2][1]
+    assert signed(w.head).get(link).context["page"].object_list[0].pk == tickets["bob"].pk
+    assert page(w.head, f"{NOV}&part=average_deal", "/analytics/growth/tickets/"
+                ).status_code == 400
+    assert page(w.head, f"{NOV}&part=x", "/analytics/growth/tickets/").status_code == 400
+    assert page(w.ann, f"{NOV}&seller={w.bob.pk}", "/analytics/growth/tickets/"
+                ).status_code == 403
+
+
+def test_the_growth_export_and_the_api_equal_the_page(world: World) -> None:
+    w = world
+    _lose_bobs(w, make_history(w))
+    parts = _growth(page(w.director))
+    for part in parts:
+        xlsx = page(w.director, f"{NOV}&part={part}&format=xlsx", "/analytics/growth/export/")
+        assert xlsx.status_code == 200
+        sheet = load_workbook(io.BytesIO(xlsx.content)).active
+        assert sheet is not None
+        values = list(sheet.iter_rows(values_only=True))
+        assert len(values) == 1 + len(parts[part].rows)
+        assert all(not (isinstance(v, str) and v.startswith("=")) for row in values
+                   for v in row)
+    api = APIClient()
+    api.force_authenticate(w.director)
+    data = api.get(f"/api/v1/analytics/growth/?{NOV}&part=channels").json()
+    assert [[str(r[c]) for c in ("channel", "leads", "previous")] for r in data["rows"]] == [
+        [t for t, _l in r["cells"][:3]] for r in parts["channels"].rows]
+    lost = api.get(f"/api/v1/analytics/growth/?{NOV}&part=lost_value").json()
+    assert lost["total"]["largest_loss"]["lost"] == 1
+    assert api.get(f"/api/v1/analytics/growth/?{NOV}&part=x").status_code == 400
+    api.force_authenticate(w.ann)
+    assert api.get(f"/api/v1/analytics/growth/?{NOV}&seller={w.bob.pk}").status_code == 403

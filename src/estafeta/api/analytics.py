@@ -27,12 +27,14 @@ from .views import ApiView
 
 
 class FigureSerializer(drf.Serializer):
-    figure = drf.CharField(help_text="K1, K2, K3, K4, K10, K8, K7, K9 or K12")
+    figure = drf.CharField(help_text="K1, K2, K3, K4, K10, K8, K7, K9, K12 or growth")
     mode = drf.CharField(required=False,
                          help_text="K8 only: strict (the default) or any (order)")
     part = drf.CharField(required=False,
                          help_text=("K7: email_call, call_meeting or lead_sale (default); "
-                                    "K12: coverage (default), overdue, sla or escalations"))
+                                    "K12: coverage (default), overdue, sla or escalations; "
+                                    "growth: channels (default), average_deal, lost_value or "
+                                    "stages"))
     unit = drf.CharField()
     period = drf.CharField(help_text="The period as read, e.g. 2026-11")
     start = drf.DateTimeField(help_text="First instant (company time zone)")
@@ -138,6 +140,30 @@ def control_data(period: Any, cut: Any, part: str) -> dict[str, Any]:
             "rows": [plain(r, True) for r in rows], "total": plain(total, False)}
 
 
+def growth_data(period: Any, cut: Any, part: str) -> dict[str, Any]:
+    """The growth points: one part's rows as the dashboard shows them; shares and changes of
+    shares as decimal strings with 4 places, money as decimal strings, null when nothing is
+    divided; ``largest`` the stage losing the most value (lost_value only)."""
+    from estafeta.web.pages.analytics import GROWTH_COLUMNS, growth_rows
+
+    rows, _table, largest = growth_rows(period, cut, part)
+    columns = GROWTH_COLUMNS[part]
+
+    def plain(value: Any) -> Any:
+        if isinstance(value, float):
+            return str(round(Decimal(value), 4))
+        return str(value) if isinstance(value, Decimal) else value
+
+    keys = [c for c in columns if c in ("channel", "month", "pipeline", "stage", "currency")]
+    return {"figure": "growth", "part": part, "unit": "tickets, money", "period": period.label,
+            "start": period.start, "end": period.end, "cut": cut.as_dict(), "keys": keys,
+            "columns": [c for c in columns if c not in keys],
+            "rows": [{c: plain(r[c]) for c in columns} for r in rows],
+            "total": {} if largest is None else {"largest_loss": {
+                k: plain(largest[k]) for k in ("pipeline", "stage", "currency", "lost",
+                                               "lost_value")}}}
+
+
 def _hours(value: Any) -> str | None:
     return None if value is None else f"{value.total_seconds() / 3600:.1f}"
 
@@ -150,7 +176,8 @@ PARAMETERS = [
     OpenApiParameter("mode", OpenApiTypes.STR, description="K8 only: strict (default) or any"),
     OpenApiParameter("part", OpenApiTypes.STR, description=(
         "K7: email_call, call_meeting or lead_sale (default); K12: coverage (default), "
-        "overdue, sla or escalations")),
+        "overdue, sla or escalations; growth: channels (default), average_deal, lost_value or "
+        "stages")),
 ]
 
 
@@ -158,14 +185,14 @@ class FigureView(ApiView):
     @extend_schema(parameters=PARAMETERS,
                    responses={200: FigureSerializer, 400: ErrorSerializer, 401: ErrorSerializer,
                               403: ErrorSerializer},
-                   summary="One figure (K1-K4, K10, K8, K7, K9, K12) for a period and a cut")
+                   summary="One figure (K1-K4, K10, K8, K7, K9, K12, growth) for a period")
     def get(self, request: Request, figure: str) -> Response:
         if Role(self.person.role) not in ANALYTICS_ROLES:
             raise Forbidden("the figures are for sellers, heads and directors",
                             code="analytics_forbidden")
-        if figure not in FIGURES and figure not in ("K8", "K7", "K9", "K12"):
+        if figure not in FIGURES and figure not in ("K8", "K7", "K9", "K12", "growth"):
             raise BadInput(f"there is no figure {figure!r}; use {', '.join(FIGURES)}, K8, K7, "
-                           "K9 or K12",
+                           "K9, K12 or growth",
                            code="bad_figure", value=figure)
         period = read_period(request.query_params)
         cut = read_cut(self.person, request.query_params)
@@ -174,6 +201,11 @@ class FigureView(ApiView):
 
             mode = read_mode(request.query_params)
             return Response(FigureSerializer(funnel_data(period, cut, mode)).data)
+        if figure == "growth":
+            from estafeta.web.pages.analytics import read_growth_part
+
+            part = read_growth_part(request.query_params)
+            return Response(FigureSerializer(growth_data(period, cut, part)).data)
         if figure == "K12":
             from estafeta.web.pages.analytics import read_k12_part
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
-from django.urls import path
+from django.urls import path, reverse
 from django.utils.http import urlencode
 from django.utils.safestring import SafeString
 from django.utils.translation import gettext as _
@@ -33,10 +33,16 @@ from estafeta.analytics.access import (
     read_period,
 )
 from estafeta.analytics.control import (
+    NEXT_STEP,
+    average_deal_by_month,
     escalations,
+    largest_loss,
+    lead_volume_by_channel,
+    lost_value_by_stage,
     next_task_coverage,
     overdue_rate,
     sla_compliance,
+    stage_conversion,
 )
 from estafeta.analytics.conversions import (
     ANY_ORDER,
@@ -57,6 +63,7 @@ from estafeta.analytics.timing import KEYS as KEYS9
 from estafeta.analytics.timing import TimeInStage, k9_time_in_stage
 from estafeta.core import clock
 from estafeta.core.export import export_response
+from estafeta.domain.codes import MoveKind
 from estafeta.domain.errors import BadInput, EstafetaError
 from estafeta.tickets.models import Ticket
 
@@ -73,6 +80,7 @@ TITLES = {
     "K7": _l("Conversions"),
     "K9": _l("Time in stage"),
     "K12": _l("Control"),
+    "growth": _l("Growth points"),
 }
 HOW = {
     "K1": _l("Activities in the period for whoever performed them: emails sent, outgoing calls "
@@ -115,6 +123,12 @@ HOW = {
               "then. SLA compliance: stays of stages with an SLA that ended in the period, and "
               "how many ended by their due time (a pause moves the due time on). Escalations "
               "raised and acknowledged in the period. Void tickets never count."),
+    "growth": _l("Leads by channel in the period against the previous period of the same "
+                 "length; won deals, revenue and the average deal (revenue / won) for each of "
+                 "the last six months, by currency; tickets lost in the period by the stage "
+                 "they were lost in with their value (the stage losing the most is marked); and "
+                 "per stage, of the tickets that left it in the period, the share that went on "
+                 "to a later stage, against the previous period. Void tickets never count."),
 }
 COLUMN_TITLES = {
     "contacts": _l("Contacts"), "emails_out": _l("Emails sent"),
@@ -144,7 +158,7 @@ COLUMN_TITLES.update({
 })
 STUCK_WHY = {"sla": _l("past its SLA"), "age": _l("too long in the stage")}
 NOT_CUT = ("period", "format", "page", "column", "q", "mode", "part")
-EXTRA_FIGURES = ("K8", "K7", "K9", "K12")
+EXTRA_FIGURES = ("K8", "K7", "K9", "K12", "growth")
 MODES = {STRICT: _l("Strict order"), ANY_ORDER: _l("Any order")}
 KEY_PREFIX = "k_"
 
@@ -314,6 +328,12 @@ def figure_table(code: str, period: Period, cut: Cut, data: Any) -> Table:
         return k9_tables(period, cut)[1][read_k9_part(data)]
     if code == "K12":
         return k12_rows(period, cut, read_k12_part(data))[0]
+    if code == "growth":
+        table = growth_rows(period, cut, read_growth_part(data))[1]
+        if table is None:
+            raise BadInput("the average deal drills down through K10", code="bad_cut",
+                           field="part", value="average_deal")
+        return table
     return FIGURES[_figure(code)](period, cut)
 
 
@@ -637,7 +657,7 @@ class PartsCard:
     title: str
     how: str
     doc: str
-    tables: list[PartTable]
+    tables: list[Any]
 
 
 def k12_card(period: Period, cut: Cut) -> PartsCard:
@@ -675,6 +695,126 @@ def k12_export(period: Period, cut: Cut, part: str) -> tuple[list[str], list[lis
     return headers, body
 
 
+# --- growth points ----------------------------------------------------------------------------
+
+GROWTH_PARTS: dict[str, Any] = {
+    "channels": _l("Leads by channel against the previous period"),
+    "average_deal": _l("Average deal by month"),
+    "lost_value": _l("Where the most value is lost"),
+    "stages": _l("Next-step share per stage against the previous period"),
+}
+GROWTH_COLUMNS: dict[str, tuple[str, ...]] = {
+    "channels": ("channel", "leads", "previous", "change", "change_share"),
+    "average_deal": ("month", "currency", "won", "revenue", "average"),
+    "lost_value": ("pipeline", "stage", "currency", "lost", "lost_value"),
+    "stages": ("pipeline", "stage", "exits", "next", "next_share", "previous_share",
+               "change"),
+}
+COLUMN_TITLES.update({
+    "previous": _l("Previous period"), "change": _l("Change"), "change_share": _l("Change, %"),
+    "month": _l("Month"), "average": _l("Average deal"), "exits": _l("Left the stage"),
+    "next": _l("To a later stage"), "next_share": _l("Next-step share"),
+    "previous_share": _l("Previous share"),
+})
+
+
+def read_growth_part(data: Any) -> str:
+    part = data.get("part") or "channels"
+    if part not in GROWTH_PARTS:
+        raise BadInput(f"the growth part is one of {', '.join(GROWTH_PARTS)}, not {part!r}",
+                       code="bad_cut", field="part", value=part)
+    return str(part)
+
+
+def _stage_exits(current: Table) -> Table:
+    """The moves out of each stage in the period (reopenings aside), ``next`` when forward."""
+    return Table("growth stages", "stage moves", current.period, current.cut,
+                 ("pipeline", "from_stage"), ("exits", "next"), tuple(
+                     Fact(f.ticket, {"pipeline": f.keys["pipeline"],
+                                     "from_stage": f.keys["from_stage"]},
+                          {"exits": f.values["moves"],
+                           "next": f.values["moves"] if f.keys["kind"] in NEXT_STEP else 0})
+                     for f in current.facts if f.keys["kind"] != MoveKind.REOPEN))
+
+
+def growth_rows(period: Period, cut: Cut, part: str
+                ) -> tuple[list[dict[str, Any]], Table | None, dict[str, Any] | None]:
+    """A growth part's rows (plain values), the table its counts drill into (None for the
+    average deal, whose counts drill into K10 of each month) and the largest loss."""
+    if part == "channels":
+        comparison = lead_volume_by_channel(period, cut)
+        return comparison.rows, comparison.current, None
+    if part == "average_deal":
+        return average_deal_by_month(period, cut), None, None
+    if part == "lost_value":
+        table = lost_value_by_stage(period, cut)
+        return table.rows, table, largest_loss(table)
+    comparison = stage_conversion(period, cut)
+    return comparison.rows, _stage_exits(comparison.current), None
+
+
+def growth_text(column: str, value: Any) -> str:
+    if column in ("change_share", "next_share", "previous_share"):
+        return percent(value)
+    if column == "change" and isinstance(value, float):
+        return f"{round(100 * value):+d} pp"
+    if isinstance(value, int) and column == "change":
+        return f"{value:+d}"
+    return "-" if value is None else str(value)
+
+
+GROWTH_LINKS = {"channels": ("leads", ("channel",), "leads"),
+                "lost_value": ("lost", ("pipeline", "stage", "currency"), "lost"),
+                "stages": ("exits", ("pipeline", "stage"), "exits")}
+
+
+def growth_card(period: Period, cut: Cut) -> PartsCard:
+    tables = []
+    for part, title in GROWTH_PARTS.items():
+        rows, _table, largest = growth_rows(period, cut, part)
+        columns = GROWTH_COLUMNS[part]
+        shown = []
+        for row in rows:
+            cells = []
+            for c in columns:
+                link = ""
+                if part in GROWTH_LINKS and c == GROWTH_LINKS[part][0] and row[c]:
+                    keys = GROWTH_LINKS[part][1]
+                    names = {"stage": "from_stage"} if part == "stages" else {}
+                    link = reverse("web:analytics_tickets", args=["growth"]) + "?" + urlencode(
+                        {"period": period.label, "part": part, "column": GROWTH_LINKS[part][2],
+                         **cut.as_dict(),
+                         **{f"{KEY_PREFIX}{names.get(k, k)}": "" if row[k] is None else row[k]
+                            for k in keys}})
+                elif part == "average_deal" and c == "won":
+                    link = reverse("web:analytics_tickets", args=["K10"]) + "?" + urlencode(
+                        {"period": row["month"], "column": "won", **cut.as_dict(),
+                         f"{KEY_PREFIX}currency": row["currency"]})
+                cells.append((growth_text(c, row[c]), link))
+            shown.append({"cells": cells, "largest": largest is not None and all(
+                row[k] == largest[k] for k in ("pipeline", "stage", "currency"))})
+        tables.append(GrowthTable(part, str(title), [column_title(c) for c in columns], shown))
+    return PartsCard("growth", str(TITLES["growth"]), str(HOW["growth"]),
+                     "docs/analytics-timing.md", tables)
+
+
+@dataclass
+class GrowthTable:
+    part: str
+    title: str
+    headers: list[str]
+    rows: list[dict[str, Any]]
+
+
+def growth_export(period: Period, cut: Cut, part: str) -> tuple[list[str], list[list[Any]]]:
+    rows = growth_rows(period, cut, part)[0]
+    columns = GROWTH_COLUMNS[part]
+    return ([column_title(c) for c in columns],
+            [[growth_text(c, r[c]) if c in ("change_share", "next_share", "previous_share",
+                                            "change") else r[c] for c in columns]
+             for r in rows])
+
+
 # --- pages ------------------------------------------------------------------------------------
 
 
@@ -708,6 +848,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         "part_query": query_without(request, "page", "format", "part"),
         "timing": k9_card(user, period, cut),
         "control": k12_card(period, cut),
+        "growth": growth_card(period, cut),
         "mode_query": query_without(request, "page", "format", "mode"),
         "query": query_without(request, "page", "format"),
         "filters": {name: request.GET.get(name, "") for name in CUT_FIELDS},
@@ -777,6 +918,11 @@ def figure_export(request: HttpRequest, figure: str) -> HttpResponse:
                              else k9_export(period, cut))
             return export_response(rows, headers,
                                    f"K9{'-stuck' if stuck else ''}-{period.label}",
+                                   request.GET.get("format") or "xlsx")
+        if figure == "growth":
+            part = read_growth_part(request.GET)
+            headers, rows = growth_export(period, cut, part)
+            return export_response(rows, headers, f"growth-{part}-{period.label}",
                                    request.GET.get("format") or "xlsx")
         if figure == "K12":
             part = read_k12_part(request.GET)

@@ -32,11 +32,13 @@ class Command(EstafetaCommand):
         from estafeta.analytics.figures import FIGURES
         from estafeta.analytics.period import Cut, Period
         from estafeta.web.pages.analytics import (
+            GROWTH_PARTS,
             K7_PARTS,
             K12_PARTS,
             TITLES,
             export_rows,
             funnel_export,
+            growth_export,
             k7_export,
             k7_extra_export,
             k9_export,
@@ -69,6 +71,9 @@ class Command(EstafetaCommand):
         for part in K12_PARTS:
             headers, rows = k12_export(period, cut, part)
             sheets.append((f"K12 {part}", headers, rows))
+        for part in GROWTH_PARTS:
+            headers, rows = growth_export(period, cut, part)
+            sheets.append((f"Growth {part}", headers, rows))
         body = _xlsx(sheets) if options["format"] == "xlsx" else _csv(period.label, sheets)
         temporary = out.with_name(f".{out.name}.part")
         temporary.write_bytes(body)
