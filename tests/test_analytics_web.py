@@ -277,7 +277,8 @@ def test_report_writes_a_real_xlsx_with_a_sheet_per_figure(world: World, tmp_pat
                                                              "K8", "K8", "K7", "K7", "K7",
                                                              "K7", "K7", "K9", "K9", "K12",
                                                              "K12", "K12", "K12", "Growth",
-                                                             "Growth", "Growth", "Growth"]
+                                                             "Growth", "Growth", "Growth",
+                                                             "K5", "K5", "K5"]
     funnel_sheet = list(book[book.sheetnames[5]].iter_rows(values_only=True))
     assert funnel_sheet[0][:3] == (_("Pipeline"), _("Stage"), _("Reached"))
     assert funnel_sheet[1][2] == 2  # Ann's and Bob's leads entered the first stage
@@ -488,7 +489,9 @@ def test_the_report_sheet_names_are_unique_within_31_characters(world: World,
     assert {"K7 email_call", "K7 call_meeting", "K7 lead_sale", "K7 win_rate",
             "K7 ratios", "K9 stuck", "K12 coverage", "K12 overdue", "K12 sla",
             "K12 escalations", "Growth channels", "Growth average_deal",
-            "Growth lost_value", "Growth stages"} <= set(names)
+            "Growth lost_value", "Growth stages", "K5 week", "K5 month",
+            "K5 quarter"} <= set(names)
+    assert any(n.startswith("K6 ") for n in names)  # the whole company: with K6
 
 
 # --- K9 time in stage ---------------------------------------------------------------------------
@@ -697,3 +700,93 @@ def test_the_growth_export_and_the_api_equal_the_page(world: World) -> None:
     assert api.get(f"/api/v1/analytics/growth/?{NOV}&part=x").status_code == 400
     api.force_authenticate(w.ann)
     assert api.get(f"/api/v1/analytics/growth/?{NOV}&seller={w.bob.pk}").status_code == 403
+
+
+# --- K5 sales dynamics and K6 realisation -------------------------------------------------------
+
+
+def _win_bobs(w: World, tickets: dict[str, Ticket]) -> None:
+    from estafeta.targets.services import target_set
+    from estafeta.tickets.services import checklist_item_complete, stage_close, ticket_close_won
+
+    with clock.frozen(at(5)):
+        t = tickets["bob"]
+        w.fill_new(t)
+        t = stage_close(actor=w.bob, ticket=t, stage="new", to="contract")
+        checklist_item_complete(actor=w.bob, ticket=t, stage="contract", item="signed_on",
+                                evidence="2026-11-05")
+        ticket_close_won(actor=w.bob, ticket=t, stage="contract", amount="1000")
+    target_set(w.director, kind="client", ref=tickets["bob"].client_id, start="2026-11-01",
+               end="2026-11-30", amount="4000")
+
+
+def _simple(answer: Any) -> dict[str, Any]:
+    return {c.code: c for c in answer.context["simple_cards"] if c}
+
+
+@pytest.mark.parametrize(("who", "won"), [("ann", 0), ("head", 1), ("director", 1)])
+def test_the_sales_dynamics_card_per_role_and_bucket(world: World, who: str, won: int) -> None:
+    w = world
+    _win_bobs(w, make_history(w))
+    user = getattr(w, who)
+    for bucket, label in (("month", "2026-11"), ("quarter", "2026-Q4"), ("week", "2026-W45")):
+        card = _simple(page(user, f"{NOV}&bucket={bucket}"))["K5"]
+        assert card.choice == bucket
+        rows = [dict(zip(("bucket", "segment", "currency", "won"),
+                         [t for t, _l in r["cells"][:4]], strict=True)) for r in card.rows]
+        assert sum(int(r["won"]) for r in rows if r["bucket"] == label) == won
+    assert page(user, f"{NOV}&bucket=day").status_code == 400
+    text = page(user).content.decode()
+    assert 'id="K5"' in text and "docs/analytics-sales.md" in text
+    assert "period=2026-11&amp;bucket=quarter#K5" in text
+
+
+def test_the_realisation_card_is_for_directors_only(world: World) -> None:
+    w = world
+    _win_bobs(w, make_history(w))
+    card = _simple(page(w.director))["K6"]
+    cells = [t for t, _l in card.rows[0]["cells"]]
+    assert cells[5:8] == ["4000.00", "1000.00", "25.0"]
+    link = card.rows[0]["cells"][6][1]
+    answer = signed(w.director).get(link)
+    assert answer.status_code == 200
+    assert [t.pk for t in answer.context["page"].object_list] == [w_bob_ticket(w).pk]
+    for who in ("ann", "head"):
+        user = getattr(w, who)
+        assert "K6" not in _simple(page(user)) and 'id="K6"' not in page(user).content.decode()
+        assert page(user, NOV, "/analytics/K6/export/").status_code == 403
+        assert signed(user).get(link).status_code == 403
+    api = APIClient()
+    api.force_authenticate(w.head)
+    assert api.get(f"/api/v1/analytics/K6/?{NOV}").status_code == 403
+    api.force_authenticate(w.director)
+    data = api.get(f"/api/v1/analytics/K6/?{NOV}").json()
+    assert data["rows"][0]["realisation"] == "25.0" and data["rows"][0]["potential"] == "4000.00"
+
+
+def w_bob_ticket(w: World) -> Ticket:
+    return Ticket.objects.get(owner=w.bob)
+
+
+def test_k5_and_k6_exports_and_the_api_equal_the_page(world: World) -> None:
+    w = world
+    _win_bobs(w, make_history(w))
+    card = _simple(page(w.head, f"{NOV}&bucket=week"))["K5"]
+    api = APIClient()
+    api.force_authenticate(w.head)
+    data = api.get(f"/api/v1/analytics/K5/?{NOV}&bucket=week").json()
+    assert data["bucket"] == "week"
+    assert [[str(r[c]) if r[c] is not None else "-" for c in ("bucket", "currency", "won")]
+            for r in data["rows"]] == [[r["cells"][0][0], r["cells"][2][0], r["cells"][3][0]]
+                                       for r in card.rows]
+    assert api.get(f"/api/v1/analytics/K5/?{NOV}&bucket=day").status_code == 400
+    for path, user in (("/analytics/K5/export/", w.head), ("/analytics/K6/export/", w.director)):
+        xlsx = page(user, f"{NOV}&format=xlsx", path)
+        assert xlsx.status_code == 200
+        sheet = load_workbook(io.BytesIO(xlsx.content)).active
+        assert sheet is not None
+        values = list(sheet.iter_rows(values_only=True))
+        assert len(values) > 1
+        assert all(not (isinstance(v, str) and v.startswith("=")) for row in values
+                   for v in row)
+    assert page(w.head, f"{NOV}&format=csv&bucket=x", "/analytics/K5/export/").status_code == 400

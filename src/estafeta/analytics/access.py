@@ -107,3 +107,11 @@ def read_cut(user: User, data: Mapping[str, Any]) -> Cut:
     """The cut named in a query string, checked and narrowed to what ``user`` may see."""
     values = {k: data.get(k) for k in CUT_FIELDS if data.get(k)}
     return scope_cut(user, Cut.parse(values))
+
+
+def check_k6(user: User) -> None:
+    """K6 (realisation of potential) is for directors only: its targets are set per client
+    or territory, not per seller, so there is no simple "own sellers" slice for a head."""
+    if Role(user.role) is not Role.DIRECTOR:
+        raise Forbidden("the realisation of potential (K6) is for directors",
+                        code="analytics_forbidden")

@@ -27,7 +27,8 @@ from .views import ApiView
 
 
 class FigureSerializer(drf.Serializer):
-    figure = drf.CharField(help_text="K1, K2, K3, K4, K10, K8, K7, K9, K12 or growth")
+    figure = drf.CharField(help_text="K1, K2, K3, K4, K10, K8, K7, K9, K12, growth, K5 or K6")
+    bucket = drf.CharField(required=False, help_text="K5 only: week, month (default), quarter")
     mode = drf.CharField(required=False,
                          help_text="K8 only: strict (the default) or any (order)")
     part = drf.CharField(required=False,
@@ -164,6 +165,35 @@ def growth_data(period: Any, cut: Any, part: str) -> dict[str, Any]:
                                                "lost_value")}}}
 
 
+def _plain_values(row: dict[str, Any]) -> dict[str, Any]:
+    return {k: str(v) if isinstance(v, Decimal) else v for k, v in row.items()}
+
+
+def dynamics_data(period: Any, cut: Any, bucket: str) -> dict[str, Any]:
+    """K5: a row per bucket, segment (as of the win) and currency; money and changes (percent,
+    one decimal, null without a base) as decimal strings."""
+    from estafeta.web.pages.analytics import K5_COLUMNS, k5_rows
+
+    keys = ["bucket", "segment", "currency"]
+    return {"figure": "K5", "bucket": bucket, "unit": "deals, money", "period": period.label,
+            "start": period.start, "end": period.end, "cut": cut.as_dict(), "keys": keys,
+            "columns": [c for c in K5_COLUMNS if c not in keys],
+            "rows": [_plain_values({c: r[c] for c in K5_COLUMNS})
+                     for r in k5_rows(period, cut, bucket)], "total": {}}
+
+
+def realisation_data(period: Any) -> dict[str, Any]:
+    """K6 (directors only): a row per client or territory target in force in the period."""
+    from estafeta.web.pages.analytics import K6_COLUMNS, k6_rows
+
+    keys = ["kind", "object", "start", "end", "currency"]
+    return {"figure": "K6", "unit": "money", "period": period.label, "start": period.start,
+            "end": period.end, "cut": {}, "keys": keys,
+            "columns": [c for c in K6_COLUMNS if c not in keys],
+            "rows": [_plain_values({c: r[c] for c in K6_COLUMNS}) for r in k6_rows(period)],
+            "total": {}}
+
+
 def _hours(value: Any) -> str | None:
     return None if value is None else f"{value.total_seconds() / 3600:.1f}"
 
@@ -174,6 +204,8 @@ PARAMETERS = [
     *[OpenApiParameter(name, OpenApiTypes.INT if name in ("seller", "team") else OpenApiTypes.STR,
                        description=f"Only this {name}") for name in CUT_FIELDS],
     OpenApiParameter("mode", OpenApiTypes.STR, description="K8 only: strict (default) or any"),
+    OpenApiParameter("bucket", OpenApiTypes.STR,
+                     description="K5 only: week, month (default) or quarter"),
     OpenApiParameter("part", OpenApiTypes.STR, description=(
         "K7: email_call, call_meeting or lead_sale (default); K12: coverage (default), "
         "overdue, sla or escalations; growth: channels (default), average_deal, lost_value or "
@@ -185,14 +217,15 @@ class FigureView(ApiView):
     @extend_schema(parameters=PARAMETERS,
                    responses={200: FigureSerializer, 400: ErrorSerializer, 401: ErrorSerializer,
                               403: ErrorSerializer},
-                   summary="One figure (K1-K4, K10, K8, K7, K9, K12, growth) for a period")
+                   summary="One figure (K1-K10, K12, growth) for a period")
     def get(self, request: Request, figure: str) -> Response:
         if Role(self.person.role) not in ANALYTICS_ROLES:
             raise Forbidden("the figures are for sellers, heads and directors",
                             code="analytics_forbidden")
-        if figure not in FIGURES and figure not in ("K8", "K7", "K9", "K12", "growth"):
+        if figure not in FIGURES and figure not in ("K8", "K7", "K9", "K12", "growth", "K5",
+                                                    "K6"):
             raise BadInput(f"there is no figure {figure!r}; use {', '.join(FIGURES)}, K8, K7, "
-                           "K9, K12 or growth",
+                           "K9, K12, growth, K5 or K6",
                            code="bad_figure", value=figure)
         period = read_period(request.query_params)
         cut = read_cut(self.person, request.query_params)
@@ -201,6 +234,16 @@ class FigureView(ApiView):
 
             mode = read_mode(request.query_params)
             return Response(FigureSerializer(funnel_data(period, cut, mode)).data)
+        if figure == "K6":
+            from estafeta.analytics.access import check_k6
+
+            check_k6(self.person)
+            return Response(FigureSerializer(realisation_data(period)).data)
+        if figure == "K5":
+            from estafeta.web.pages.analytics import read_bucket
+
+            bucket = read_bucket(request.query_params)
+            return Response(FigureSerializer(dynamics_data(period, cut, bucket)).data)
         if figure == "growth":
             from estafeta.web.pages.analytics import read_growth_part
 

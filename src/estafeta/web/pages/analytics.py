@@ -27,6 +27,7 @@ from estafeta.analytics import charts
 from estafeta.analytics.access import (
     ANALYTICS_ROLES,
     PERSON_KEYS,
+    check_k6,
     dashboard_rows,
     drill_down,
     read_cut,
@@ -57,13 +58,14 @@ from estafeta.analytics.conversions import (
     rates,
     win_rate,
 )
-from estafeta.analytics.figures import FIGURES, Fact, Table
+from estafeta.analytics.figures import FIGURES, Fact, Table, k10_outcomes
 from estafeta.analytics.period import CUT_FIELDS, Cut, Period
+from estafeta.analytics.sales import BUCKETS, k5_dynamics, k6_realisation
 from estafeta.analytics.timing import KEYS as KEYS9
 from estafeta.analytics.timing import TimeInStage, k9_time_in_stage
 from estafeta.core import clock
 from estafeta.core.export import export_response
-from estafeta.domain.codes import MoveKind
+from estafeta.domain.codes import MoveKind, Role
 from estafeta.domain.errors import BadInput, EstafetaError
 from estafeta.tickets.models import Ticket
 
@@ -81,6 +83,8 @@ TITLES = {
     "K9": _l("Time in stage"),
     "K12": _l("Control"),
     "growth": _l("Growth points"),
+    "K5": _l("Sales dynamics"),
+    "K6": _l("Realisation of potential"),
 }
 HOW = {
     "K1": _l("Activities in the period for whoever performed them: emails sent, outgoing calls "
@@ -129,6 +133,15 @@ HOW = {
                  "they were lost in with their value (the stage losing the most is marked); and "
                  "per stage, of the tickets that left it in the period, the share that went on "
                  "to a later stage, against the previous period. Void tickets never count."),
+    "K5": _l("Deals won, revenue and the average deal per week, month or quarter of the "
+             "period, by the segment recorded on the win and by currency (currencies are never "
+             "added), against the bucket before and the same bucket a year earlier. A change "
+             "without a base (nothing before) is shown as -. Outcomes undone by a reopening "
+             "count nowhere."),
+    "K6": _l("For each client or territory target in force whose period lies within the "
+             "period: won revenue in the target's period and currency against the target (the "
+             "potential), and today's open weighted pipeline (amount × the current stage's "
+             "probability) against it. Directors only."),
 }
 COLUMN_TITLES = {
     "contacts": _l("Contacts"), "emails_out": _l("Emails sent"),
@@ -157,8 +170,8 @@ COLUMN_TITLES.update({
     "reason": _l("Reason"), "level": _l("Level"), "assignee": _l("Assignee"), "rate": _l("Rate"),
 })
 STUCK_WHY = {"sla": _l("past its SLA"), "age": _l("too long in the stage")}
-NOT_CUT = ("period", "format", "page", "column", "q", "mode", "part")
-EXTRA_FIGURES = ("K8", "K7", "K9", "K12", "growth")
+NOT_CUT = ("period", "format", "page", "column", "q", "mode", "part", "bucket")
+EXTRA_FIGURES = ("K8", "K7", "K9", "K12", "growth", "K5", "K6")
 MODES = {STRICT: _l("Strict order"), ANY_ORDER: _l("Any order")}
 KEY_PREFIX = "k_"
 
@@ -328,6 +341,16 @@ def figure_table(code: str, period: Period, cut: Cut, data: Any) -> Table:
         return k9_tables(period, cut)[1][read_k9_part(data)]
     if code == "K12":
         return k12_rows(period, cut, read_k12_part(data))[0]
+    if code == "K5":
+        raise BadInput("K5 drills down through K10 (each bucket's won deals)", code="bad_cut",
+                       field="figure", value="K5")
+    if code == "K6":
+        try:
+            target = int(data.get(f"{KEY_PREFIX}target") or "")
+        except ValueError:
+            raise BadInput("K6 drills down by target", code="bad_cut", field="target",
+                           value=str(data.get(f"{KEY_PREFIX}target"))) from None
+        return k6_won_table(period, target)
     if code == "growth":
         table = growth_rows(period, cut, read_growth_part(data))[1]
         if table is None:
@@ -815,6 +838,122 @@ def growth_export(period: Period, cut: Cut, part: str) -> tuple[list[str], list[
              for r in rows])
 
 
+# --- K5 sales dynamics and K6 realisation of potential -------------------------------------
+
+K5_COLUMNS = ("bucket", "segment", "currency", "won", "revenue", "average",
+              "won_vs_previous", "revenue_vs_previous", "average_vs_previous",
+              "won_vs_year_ago", "revenue_vs_year_ago", "average_vs_year_ago")
+K6_COLUMNS = ("kind", "object", "start", "end", "currency", "potential", "won_revenue",
+              "realisation", "weighted_pipeline", "coverage")
+COLUMN_TITLES.update({
+    "bucket": _l("Bucket"), "segment": _l("Segment"),
+    "won_vs_previous": _l("Won vs previous, %"),
+    "revenue_vs_previous": _l("Revenue vs previous, %"),
+    "average_vs_previous": _l("Average vs previous, %"),
+    "won_vs_year_ago": _l("Won vs a year ago, %"),
+    "revenue_vs_year_ago": _l("Revenue vs a year ago, %"),
+    "average_vs_year_ago": _l("Average vs a year ago, %"),
+    "kind": _l("Target"), "object": _l("Client or territory"), "start": _l("From"),
+    "end": _l("To"), "potential": _l("Potential"), "won_revenue": _l("Won revenue"),
+    "realisation": _l("Realisation, %"), "weighted_pipeline": _l("Weighted pipeline"),
+    "coverage": _l("Coverage, %"),
+})
+BUCKET_TITLES = {"week": _l("Weeks"), "month": _l("Months"), "quarter": _l("Quarters")}
+
+
+def read_bucket(data: Any) -> str:
+    bucket = data.get("bucket") or "month"
+    if bucket not in BUCKETS:
+        raise BadInput(f"the K5 bucket is week, month or quarter, not {bucket!r}",
+                       code="bad_cut", field="bucket", value=bucket)
+    return str(bucket)
+
+
+def plain_text(value: Any) -> str:
+    return "-" if value is None else str(value)
+
+
+def k5_rows(period: Period, cut: Cut, bucket: str) -> list[dict[str, Any]]:
+    return [row.as_dict() for row in k5_dynamics(period, cut, bucket).rows]
+
+
+@dataclass
+class SimpleCard:
+    code: str
+    title: str
+    how: str
+    doc: str
+    headers: list[str]
+    rows: list[dict[str, Any]]
+    choice: str = ""
+    choices: list[tuple[str, str]] | None = None
+
+
+def k5_card(period: Period, cut: Cut, bucket: str) -> SimpleCard:
+    rows = []
+    for row in k5_rows(period, cut, bucket):
+        link = ""
+        if row["won"]:
+            link = reverse("web:analytics_tickets", args=["K10"]) + "?" + urlencode(
+                {"period": row["bucket"], "column": "won", **cut.as_dict(),
+                 f"{KEY_PREFIX}segment": row["segment"] or "",
+                 f"{KEY_PREFIX}currency": row["currency"]})
+        rows.append({"cells": [(plain_text(row[c]), link if c == "won" else "")
+                               for c in K5_COLUMNS]})
+    return SimpleCard("K5", str(TITLES["K5"]), str(HOW["K5"]), "docs/analytics-sales.md",
+                      [column_title(c) for c in K5_COLUMNS], rows, bucket,
+                      [(b, str(BUCKET_TITLES[b])) for b in BUCKETS])
+
+
+def k5_export(period: Period, cut: Cut, bucket: str) -> tuple[list[str], list[list[Any]]]:
+    return ([column_title(c) for c in K5_COLUMNS],
+            [[row[c] if c in ("won", "revenue", "average") and row[c] is not None
+              else plain_text(row[c]) for c in K5_COLUMNS]
+             for row in k5_rows(period, cut, bucket)])
+
+
+def k6_rows(period: Period) -> list[dict[str, Any]]:
+    return [{**r.as_dict(), "target": r.target_id} for r in k6_realisation(period)]
+
+
+def k6_won_table(period: Period, target_id: int) -> Table:
+    """The won tickets behind a K6 row: K10 wins in the target's own period, for its client
+    (a client target) or the territory recorded on the win, in its currency."""
+    found = [r for r in k6_realisation(period) if r.target_id == target_id]
+    if not found:
+        raise BadInput(f"there is no K6 target {target_id!r} in this period", code="bad_cut",
+                       field="target", value=str(target_id))
+    target = found[0]
+    table = k10_outcomes(Period.days(target.first, target.last), Cut())
+    facts = [f for f in table.facts if f.values.get("won")
+             and f.keys["currency"] == target.currency]
+    if target.kind == "client":
+        clients = dict(Ticket.objects.filter(pk__in=sorted({f.ticket for f in facts}))
+                       .values_list("pk", "client_id"))
+        facts = [f for f in facts if str(clients.get(f.ticket)) == target.ref]
+    else:
+        facts = [f for f in facts if f.keys["territory"] == target.ref]
+    return Table("K6", "deals", period, Cut(), ("target",), ("won",), tuple(
+        Fact(f.ticket, {"target": str(target_id)}, {"won": 1}) for f in facts))
+
+
+def k6_card(period: Period) -> SimpleCard:
+    rows = []
+    for row in k6_rows(period):
+        link = reverse("web:analytics_tickets", args=["K6"]) + "?" + urlencode(
+            {"period": period.label, f"{KEY_PREFIX}target": row["target"], "column": "won"})
+        rows.append({"cells": [(plain_text(row[c]), link if c == "won_revenue" else "")
+                               for c in K6_COLUMNS]})
+    return SimpleCard("K6", str(TITLES["K6"]), str(HOW["K6"]), "docs/analytics-sales.md",
+                      [column_title(c) for c in K6_COLUMNS], rows)
+
+
+def k6_export(period: Period) -> tuple[list[str], list[list[Any]]]:
+    return ([column_title(c) for c in K6_COLUMNS],
+            [[row[c] if isinstance(row[c], Decimal) else plain_text(row[c])
+              for c in K6_COLUMNS] for row in k6_rows(period)])
+
+
 # --- pages ------------------------------------------------------------------------------------
 
 
@@ -837,6 +976,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         period = read_period(request.GET)
         cut = read_cut(user, request.GET)
         mode = read_mode(request.GET)
+        bucket = read_bucket(request.GET)
     except EstafetaError as exc:
         return _refused(request, exc)
     cards = build_cards(period, cut)
@@ -849,6 +989,9 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         "timing": k9_card(user, period, cut),
         "control": k12_card(period, cut),
         "growth": growth_card(period, cut),
+        "bucket_query": query_without(request, "page", "format", "bucket"),
+        "simple_cards": [k5_card(period, cut, bucket),
+                         k6_card(period) if user.role == Role.DIRECTOR else None],
         "mode_query": query_without(request, "page", "format", "mode"),
         "query": query_without(request, "page", "format"),
         "filters": {name: request.GET.get(name, "") for name in CUT_FIELDS},
@@ -875,6 +1018,8 @@ def figure_tickets(request: HttpRequest, figure: str) -> HttpResponse:
     that the person may see."""
     user: User = request.user  # type: ignore[assignment]
     try:
+        if figure == "K6":
+            check_k6(user)
         table = figure_table(_figure(figure), read_period(request.GET),
                              read_cut(user, request.GET), request.GET)
         cell = _cell(request, table)
@@ -918,6 +1063,16 @@ def figure_export(request: HttpRequest, figure: str) -> HttpResponse:
                              else k9_export(period, cut))
             return export_response(rows, headers,
                                    f"K9{'-stuck' if stuck else ''}-{period.label}",
+                                   request.GET.get("format") or "xlsx")
+        if figure == "K5":
+            bucket = read_bucket(request.GET)
+            headers, rows = k5_export(period, cut, bucket)
+            return export_response(rows, headers, f"K5-{bucket}-{period.label}",
+                                   request.GET.get("format") or "xlsx")
+        if figure == "K6":
+            check_k6(user)
+            headers, rows = k6_export(period)
+            return export_response(rows, headers, f"K6-{period.label}",
                                    request.GET.get("format") or "xlsx")
         if figure == "growth":
             part = read_growth_part(request.GET)

@@ -39,6 +39,8 @@ class Command(EstafetaCommand):
             export_rows,
             funnel_export,
             growth_export,
+            k5_export,
+            k6_export,
             k7_export,
             k7_extra_export,
             k9_export,
@@ -74,6 +76,12 @@ class Command(EstafetaCommand):
         for part in GROWTH_PARTS:
             headers, rows = growth_export(period, cut, part)
             sheets.append((f"Growth {part}", headers, rows))
+        for bucket in ("week", "month", "quarter"):
+            headers, rows = k5_export(period, cut, bucket)
+            sheets.append((f"K5 {bucket}", headers, rows))
+        if cut.team is None:  # K6 targets are company-wide (directors only)
+            headers, rows = k6_export(period)
+            sheets.append((f"K6 {TITLES['K6']}", headers, rows))
         body = _xlsx(sheets) if options["format"] == "xlsx" else _csv(period.label, sheets)
         temporary = out.with_name(f".{out.name}.part")
         temporary.write_bytes(body)
