@@ -278,7 +278,7 @@ def test_report_writes_a_real_xlsx_with_a_sheet_per_figure(world: World, tmp_pat
                                                              "K7", "K7", "K9", "K9", "K12",
                                                              "K12", "K12", "K12", "Growth",
                                                              "Growth", "Growth", "Growth",
-                                                             "K5", "K5", "K5"]
+                                                             "K5", "K5", "K5", "K11"]
     funnel_sheet = list(book[book.sheetnames[5]].iter_rows(values_only=True))
     assert funnel_sheet[0][:3] == (_("Pipeline"), _("Stage"), _("Reached"))
     assert funnel_sheet[1][2] == 2  # Ann's and Bob's leads entered the first stage
@@ -790,3 +790,62 @@ def test_k5_and_k6_exports_and_the_api_equal_the_page(world: World) -> None:
         assert all(not (isinstance(v, str) and v.startswith("=")) for row in values
                    for v in row)
     assert page(w.head, f"{NOV}&format=csv&bucket=x", "/analytics/K5/export/").status_code == 400
+
+
+# --- K11 energy beside the seller rows ----------------------------------------------------------
+
+
+def _rate_bob(w: World) -> None:
+    from datetime import date
+
+    from estafeta.ratings.services import energy_rate
+
+    energy_rate(w.head, w.bob, date(2026, 11, 9), 4)
+    energy_rate(w.head, w.bob, date(2026, 11, 16), 2)
+
+
+def test_energy_sparklines_sit_beside_the_seller_rows_never_in_them(world: World) -> None:
+    w = world
+    make_history(w)
+    _rate_bob(w)
+    plain = {c.code: c for c in page(w.director).context["cards"]}
+    answer = page(w.head)
+    cards = {c.code: c for c in answer.context["cards"]}
+    assert [c for c in cards if cards[c].energy] == ["K1", "K4", "K10"]
+    bob = next(r for r in cards["K1"].rows if r["performer"] == w.bob.pk)
+    assert 'class="chart sparkline"' in bob["energy"] and "<polyline" in bob["energy"]
+    ann = next(r for r in cards["K1"].rows if r["performer"] == w.ann.pk)
+    assert "<polyline" not in ann["energy"]  # never rated: no line
+    # the figures themselves are unchanged by the energy beside them
+    assert cards["K1"].columns == plain["K1"].columns and "energy" not in cards["K1"].total
+    assert [c for c, _v in bob["cells"]] == list(cards["K1"].columns)
+    assert answer.content.decode().count('class="chart sparkline"') >= 2
+    seller = page(w.ann)
+    assert not any(c.energy for c in seller.context["cards"])
+    assert "sparkline" not in seller.content.decode()
+
+
+def test_energy_api_export_and_report(world: World, tmp_path: Path) -> None:
+    w = world
+    make_history(w)
+    _rate_bob(w)
+    api = APIClient()
+    api.force_authenticate(w.head)
+    data = api.get(f"/api/v1/analytics/K11/?{NOV}").json()
+    assert data["figure"] == "K11" and len(data["columns"]) == 8
+    bob = next(r for r in data["rows"] if r["seller"] == w.bob.pk)
+    assert bob["2026-11-09"] == 4 and bob["2026-11-16"] == 2
+    assert {r["seller"] for r in data["rows"]} == {w.ann.pk, w.bob.pk}
+    api.force_authenticate(w.ann)
+    assert api.get(f"/api/v1/analytics/K11/?{NOV}").status_code == 403
+    assert page(w.ann, f"{NOV}&format=csv", "/analytics/K11/export/").status_code == 403
+    w.bob.first_name, w.bob.last_name = "=HYPERLINK(\"http://x\")", ""
+    w.bob.save()
+    csv = page(w.head, f"{NOV}&format=csv", "/analytics/K11/export/")
+    assert csv.status_code == 200
+    body = csv.content.decode("utf-8-sig")
+    assert "'=HYPERLINK" in body and "\r\n=HYPERLINK" not in body
+    out = tmp_path / "november.xlsx"
+    call_command("report", "--period", "2026-11", "--format", "xlsx", "--out", str(out),
+                 stdout=io.StringIO())
+    assert "K11 energy" in load_workbook(out).sheetnames

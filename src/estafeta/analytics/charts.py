@@ -98,3 +98,30 @@ def line(points: Sequence[Item], title: str, height: int = 120) -> SafeString:
                        polyline, dots)
     return _svg(WIDTH, height, title, body)
 
+
+
+def sparkline(scores: Sequence[int | None], title: str, low: int = 1, high: int = 5,
+              width: int = 80, height: int = 20) -> SafeString:
+    """A small trend of scores from ``low`` to ``high`` (None: not rated, a gap), one point a
+    week; its own picture beside a row, never part of the row's figures."""
+    step = width / max(len(scores) - 1, 1)
+    span = max(high - low, 1)
+    segments: list[list[str]] = [[]]
+    dots = []
+    for i, score in enumerate(scores):
+        if score is None:
+            if segments[-1]:
+                segments.append([])
+            continue
+        x, y = round(i * step, 1), round(height - 2 - (score - low) * (height - 4) / span, 1)
+        segments[-1].append(f"{x},{y}")
+        dots.append((x, y, score))
+    body = format_html_join("", '<polyline class="spark" fill="none" points="{}"></polyline>',
+                            ((" ".join(s),) for s in segments if len(s) > 1))
+    body += format_html_join("", '<circle class="spark-dot" cx="{}" cy="{}" r="1.5">'
+                             '<title>{}</title></circle>', dots and [
+                                 (x, y, score) for x, y, score in dots[-1:]])
+    return format_html(
+        '<svg class="chart sparkline" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {} {}" '
+        'width="{}" height="{}" role="img" aria-label="{}"><title>{}</title>{}</svg>',
+        width, height, width, height, title, title, body)

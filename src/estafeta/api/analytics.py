@@ -27,7 +27,8 @@ from .views import ApiView
 
 
 class FigureSerializer(drf.Serializer):
-    figure = drf.CharField(help_text="K1, K2, K3, K4, K10, K8, K7, K9, K12, growth, K5 or K6")
+    figure = drf.CharField(help_text=("K1, K2, K3, K4, K10, K8, K7, K9, K12, growth, K5, K6 "
+                                      "or K11"))
     bucket = drf.CharField(required=False, help_text="K5 only: week, month (default), quarter")
     mode = drf.CharField(required=False,
                          help_text="K8 only: strict (the default) or any (order)")
@@ -194,6 +195,17 @@ def realisation_data(period: Any) -> dict[str, Any]:
             "total": {}}
 
 
+def energy_data(period: Any, cut: Any) -> dict[str, Any]:
+    """K11: a row per active seller in the cut with the energy score of each of the 8 weeks
+    ending with the period (the Monday's date; null: not rated)."""
+    from estafeta.web.pages.analytics import energy_table
+
+    weeks, rows = energy_table(period, cut)
+    return {"figure": "K11", "unit": "score 1-5", "period": period.label,
+            "start": period.start, "end": period.end, "cut": cut.as_dict(), "keys": ["seller"],
+            "columns": weeks, "rows": rows, "total": {}}
+
+
 def _hours(value: Any) -> str | None:
     return None if value is None else f"{value.total_seconds() / 3600:.1f}"
 
@@ -217,15 +229,15 @@ class FigureView(ApiView):
     @extend_schema(parameters=PARAMETERS,
                    responses={200: FigureSerializer, 400: ErrorSerializer, 401: ErrorSerializer,
                               403: ErrorSerializer},
-                   summary="One figure (K1-K10, K12, growth) for a period")
+                   summary="One figure (K1-K12, growth) for a period")
     def get(self, request: Request, figure: str) -> Response:
         if Role(self.person.role) not in ANALYTICS_ROLES:
             raise Forbidden("the figures are for sellers, heads and directors",
                             code="analytics_forbidden")
         if figure not in FIGURES and figure not in ("K8", "K7", "K9", "K12", "growth", "K5",
-                                                    "K6"):
+                                                    "K6", "K11"):
             raise BadInput(f"there is no figure {figure!r}; use {', '.join(FIGURES)}, K8, K7, "
-                           "K9, K12, growth, K5 or K6",
+                           "K9, K12, growth, K5, K6 or K11",
                            code="bad_figure", value=figure)
         period = read_period(request.query_params)
         cut = read_cut(self.person, request.query_params)
@@ -234,6 +246,11 @@ class FigureView(ApiView):
 
             mode = read_mode(request.query_params)
             return Response(FigureSerializer(funnel_data(period, cut, mode)).data)
+        if figure == "K11":
+            from estafeta.web.pages.analytics import check_energy
+
+            check_energy(self.person)
+            return Response(FigureSerializer(energy_data(period, cut)).data)
         if figure == "K6":
             from estafeta.analytics.access import check_k6
 

@@ -66,7 +66,8 @@ from estafeta.analytics.timing import TimeInStage, k9_time_in_stage
 from estafeta.core import clock
 from estafeta.core.export import export_response
 from estafeta.domain.codes import MoveKind, Role
-from estafeta.domain.errors import BadInput, EstafetaError
+from estafeta.domain.errors import BadInput, EstafetaError, Forbidden
+from estafeta.ratings.selectors import energy_trends, sellers_see_own_energy, weeks_back
 from estafeta.tickets.models import Ticket
 
 from ..errors import describe, status_for
@@ -85,6 +86,7 @@ TITLES = {
     "growth": _l("Growth points"),
     "K5": _l("Sales dynamics"),
     "K6": _l("Realisation of potential"),
+    "K11": _l("Energy, last 8 weeks"),
 }
 HOW = {
     "K1": _l("Activities in the period for whoever performed them: emails sent, outgoing calls "
@@ -127,6 +129,9 @@ HOW = {
               "then. SLA compliance: stays of stages with an SLA that ended in the period, and "
               "how many ended by their due time (a pause moves the due time on). Escalations "
               "raised and acknowledged in the period. Void tickets never count."),
+    "K11": _l("Energy (K11): the latest energy rating a head or director gave the seller for "
+              "each of the 8 weeks ending with the period, from 1 to 5; a gap is a week not "
+              "rated. It is shown beside the seller's row and is never part of the figure."),
     "growth": _l("Leads by channel in the period against the previous period of the same "
                  "length; won deals, revenue and the average deal (revenue / won) for each of "
                  "the last six months, by currency; tickets lost in the period by the stage "
@@ -171,7 +176,7 @@ COLUMN_TITLES.update({
 })
 STUCK_WHY = {"sla": _l("past its SLA"), "age": _l("too long in the stage")}
 NOT_CUT = ("period", "format", "page", "column", "q", "mode", "part", "bucket")
-EXTRA_FIGURES = ("K8", "K7", "K9", "K12", "growth", "K5", "K6")
+EXTRA_FIGURES = ("K8", "K7", "K9", "K12", "growth", "K5", "K6", "K11")
 MODES = {STRICT: _l("Strict order"), ANY_ORDER: _l("Any order")}
 KEY_PREFIX = "k_"
 
@@ -195,6 +200,32 @@ class Card:
     total: dict[str, Any]
     chart: str
     headers: list[str]
+    energy: bool = False  # a K11 sparkline beside each seller row (never in the figures)
+    energy_how: str = ""
+
+
+ENERGY_FIGURES = {"K1": "performer", "K4": "owner", "K10": "owner"}
+ENERGY_WEEKS = 8
+
+
+def energy_visible(user: User) -> bool:
+    """Heads and directors see sellers' energy; a seller their own, when the company allows."""
+    if user.role == Role.SELLER:
+        return sellers_see_own_energy()
+    return user.role in (Role.HEAD, Role.DIRECTOR)
+
+
+def energy_weeks(period: Period) -> list[Any]:
+    return weeks_back(ENERGY_WEEKS, min(period.last, clock.now().date()))
+
+
+def energy_lines(period: Period, seller_ids: set[int]) -> dict[int, SafeString]:
+    """K11: each seller's energy over the 8 weeks ending with the period, as a sparkline (one
+    query whatever the number of sellers)."""
+    trends = energy_trends(sorted(seller_ids), energy_weeks(period))
+    title = str(TITLES["K11"])
+    return {sid: charts.sparkline([w.score for w in weeks], title)
+            for sid, weeks in trends.items()}
 
 
 def person_names(ids: set[int]) -> dict[int, str]:
@@ -213,7 +244,7 @@ def key_label(key: str, value: Any, names: dict[int, str]) -> str:
     return str(value)
 
 
-def build_cards(period: Period, cut: Cut) -> list[Card]:
+def build_cards(period: Period, cut: Cut, energy: bool = False) -> list[Card]:
     tables = [FIGURES[code](period, cut) for code in FIGURES]
     people: set[int] = set()
     built = []
@@ -222,8 +253,16 @@ def build_cards(period: Period, cut: Cut) -> list[Card]:
         people |= {row[k] for row in rows for k in keys if k in PERSON_KEYS and row[k]}
         built.append((table, keys, rows, total))
     names = person_names(people)
+    sellers = {row[ENERGY_FIGURES[t.figure]] for t, _k, rows, _tot in built
+               if t.figure in ENERGY_FIGURES for row in rows
+               if row[ENERGY_FIGURES[t.figure]]} if energy else set()
+    lines = energy_lines(period, sellers) if sellers else {}
     cards = []
     for table, keys, rows, total in built:
+        with_energy = energy and table.figure in ENERGY_FIGURES
+        for row in rows:
+            if with_energy:
+                row["energy"] = lines.get(row[ENERGY_FIGURES[table.figure]], "")
         for row in rows:
             row["labels"] = [key_label(k, row[k], names) for k in keys]
             row["cell"] = urlencode({f"{KEY_PREFIX}{k}": "" if row[k] is None else row[k]
@@ -234,7 +273,8 @@ def build_cards(period: Period, cut: Cut) -> list[Card]:
                             f"{TITLES[table.figure]}: {column_title(first)}")
         cards.append(Card(table.figure, str(TITLES[table.figure]), str(HOW[table.figure]),
                           table, keys, table.columns, rows, total, chart,
-                          [column_title(k) for k in (*keys, *table.columns)]))
+                          [column_title(k) for k in (*keys, *table.columns)], with_energy,
+                          str(HOW["K11"]) if with_energy else ""))
     return cards
 
 
@@ -341,6 +381,9 @@ def figure_table(code: str, period: Period, cut: Cut, data: Any) -> Table:
         return k9_tables(period, cut)[1][read_k9_part(data)]
     if code == "K12":
         return k12_rows(period, cut, read_k12_part(data))[0]
+    if code == "K11":
+        raise BadInput("energy ratings are not about tickets", code="bad_cut",
+                       field="figure", value="K11")
     if code == "K5":
         raise BadInput("K5 drills down through K10 (each bucket's won deals)", code="bad_cut",
                        field="figure", value="K5")
@@ -954,6 +997,38 @@ def k6_export(period: Period) -> tuple[list[str], list[list[Any]]]:
               for c in K6_COLUMNS] for row in k6_rows(period)])
 
 
+# --- K11 energy trend (beside the seller rows; also on its own in the API and the report) ----
+
+
+def energy_table(period: Period, cut: Cut) -> tuple[list[str], list[dict[str, Any]]]:
+    """Active sellers within ``cut`` (seller/team) and their energy score per week of the 8
+    weeks ending with the period (None: not rated)."""
+    sellers = User.objects.filter(role=Role.SELLER, is_active=True)
+    if cut.seller is not None:
+        sellers = sellers.filter(pk=cut.seller)
+    if cut.team is not None:
+        sellers = sellers.filter(team_id=cut.team)
+    weeks = energy_weeks(period)
+    trends = energy_trends(sellers.order_by("pk").values_list("pk", flat=True), weeks)
+    return ([w.isoformat() for w in weeks],
+            [{"seller": sid, **{w.week.isoformat(): w.score for w in scores}}
+             for sid, scores in trends.items()])
+
+
+def check_energy(user: User) -> None:
+    if not energy_visible(user):
+        raise Forbidden("energy ratings are for heads and directors",
+                        code="analytics_forbidden")
+
+
+def energy_export(period: Period, cut: Cut) -> tuple[list[str], list[list[Any]]]:
+    weeks, rows = energy_table(period, cut)
+    names = person_names({r["seller"] for r in rows})
+    return ([column_title("performer"), *weeks],
+            [[key_label("performer", r["seller"], names), *[r[w] for w in weeks]]
+             for r in rows])
+
+
 # --- pages ------------------------------------------------------------------------------------
 
 
@@ -979,7 +1054,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         bucket = read_bucket(request.GET)
     except EstafetaError as exc:
         return _refused(request, exc)
-    cards = build_cards(period, cut)
+    cards = build_cards(period, cut, energy_visible(user))
     return render(request, "web/analytics/dashboard.html", {
         "section": "analytics", "period": period, "cut": cut, "cards": cards,
         "funnel": funnel_of(cards), "trend": trend_of(period, cut),
@@ -1063,6 +1138,11 @@ def figure_export(request: HttpRequest, figure: str) -> HttpResponse:
                              else k9_export(period, cut))
             return export_response(rows, headers,
                                    f"K9{'-stuck' if stuck else ''}-{period.label}",
+                                   request.GET.get("format") or "xlsx")
+        if figure == "K11":
+            check_energy(user)
+            headers, rows = energy_export(period, cut)
+            return export_response(rows, headers, f"K11-{period.label}",
                                    request.GET.get("format") or "xlsx")
         if figure == "K5":
             bucket = read_bucket(request.GET)

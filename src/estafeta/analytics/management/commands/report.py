@@ -36,6 +36,7 @@ class Command(EstafetaCommand):
             K7_PARTS,
             K12_PARTS,
             TITLES,
+            energy_export,
             export_rows,
             funnel_export,
             growth_export,
@@ -82,6 +83,8 @@ class Command(EstafetaCommand):
         if cut.team is None:  # K6 targets are company-wide (directors only)
             headers, rows = k6_export(period)
             sheets.append((f"K6 {TITLES['K6']}", headers, rows))
+        headers, rows = energy_export(period, cut)
+        sheets.append(("K11 energy", headers, rows))
         body = _xlsx(sheets) if options["format"] == "xlsx" else _csv(period.label, sheets)
         temporary = out.with_name(f".{out.name}.part")
         temporary.write_bytes(body)
