@@ -20,6 +20,7 @@ from django.utils.http import urlencode
 from django.utils.safestring import SafeString
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy as _l
+from django.utils.translation import pgettext_lazy
 from django.views.decorators.http import require_GET
 
 from estafeta.accounts.models import User
@@ -172,7 +173,8 @@ COLUMN_TITLES.update({
     "open_tickets": _l("Open tickets"), "covered": _l("Covered"), "uncovered": _l("Uncovered"),
     "open_tasks": _l("Open tasks"), "overdue": _l("Overdue"), "within": _l("Within SLA"),
     "late": _l("Late"), "raised": _l("Raised"), "acknowledged": _l("Acknowledged"),
-    "reason": _l("Reason"), "level": _l("Level"), "assignee": _l("Assignee"), "rate": _l("Rate"),
+    "reason": _l("Reason"), "level": _l("Level"), "assignee": _l("Assignee"),
+    "rate": pgettext_lazy("share column", "Rate"),
 })
 STUCK_WHY = {"sla": _l("past its SLA"), "age": _l("too long in the stage")}
 NOT_CUT = ("period", "format", "page", "column", "q", "mode", "part", "bucket")
@@ -897,7 +899,8 @@ COLUMN_TITLES.update({
     "revenue_vs_year_ago": _l("Revenue vs a year ago, %"),
     "average_vs_year_ago": _l("Average vs a year ago, %"),
     "kind": _l("Target"), "object": _l("Client or territory"), "start": _l("From"),
-    "end": _l("To"), "potential": _l("Potential"), "won_revenue": _l("Won revenue"),
+    "end": pgettext_lazy("period end", "To"), "potential": _l("Potential"),
+    "won_revenue": _l("Won revenue"),
     "realisation": _l("Realisation, %"), "weighted_pipeline": _l("Weighted pipeline"),
     "coverage": _l("Coverage, %"),
 })
