@@ -312,3 +312,12 @@ def evidence_file(ticket: Ticket, file_id: int) -> StoredFile:
             if found is not None:
                 return found
     raise NotFound("there is no such file on this ticket", code="unknown_file")
+
+
+def stage_pausable(ticket: Ticket, stage: Any) -> bool:
+    """May ``stage`` wait for the client in ``ticket``'s pipeline version (``pausable: true`` in
+    its file, kept in the stored spec)? The pause service's rule; pages ask it to offer the form."""
+    for spec in ticket.version.spec.get("stages", []):
+        if spec.get("code") == stage.code:
+            return bool(spec.get("pausable", False))
+    return False

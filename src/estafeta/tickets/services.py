@@ -66,7 +66,14 @@ from estafeta.tasks.services import (
 from .files import store_file
 from .models import Activity, ChecklistEntry, Document, StageVisit, Ticket
 from .numbering import next_number
-from .selectors import open_visit, require_stage, ticket_by_number, ticket_facts, ticket_for_update
+from .selectors import (
+    open_visit,
+    require_stage,
+    stage_pausable,
+    ticket_by_number,
+    ticket_facts,
+    ticket_for_update,
+)
 
 MAX_SUBJECT = 200
 MAX_TEXT = 10000
@@ -451,14 +458,6 @@ def stage_return(*, actor: User, ticket: Ticket, stage: str, to: str, reason: st
 # --- waiting for the client ----------------------------------------------------------------
 
 
-def _pausable(ticket: Ticket, stage: Stage) -> bool:
-    """``pausable: true`` on the stage in the version's file (kept in the stored spec)."""
-    for spec in ticket.version.spec.get("stages", []):
-        if spec.get("code") == stage.code:
-            return bool(spec.get("pausable", False))
-    return False
-
-
 def stage_pause(*, actor: User, ticket: Ticket, reason: str, stage: str | None = None) -> Ticket:
     """Stop the current stage's SLA clock while the ticket waits for the client.
 
@@ -470,7 +469,7 @@ def stage_pause(*, actor: User, ticket: Ticket, reason: str, stage: str | None =
     with transaction.atomic():
         ticket, visit = _lock_open(ticket, stage)
         override = stage_authority(actor_facts(actor), ticket_facts(ticket, visit, assignees=False))
-        if not _pausable(ticket, visit.stage):
+        if not stage_pausable(ticket, visit.stage):
             raise Forbidden(f"stage {visit.stage.code!r} cannot be paused in this pipeline",
                             code="not_pausable")
         if visit.paused_at is not None:

@@ -40,7 +40,12 @@ from estafeta.tasks.models import Task
 from estafeta.tasks.services import TaskDraft, task_plan
 from estafeta.tickets.access import access_ticket
 from estafeta.tickets.models import Activity, Document, StageVisit, Ticket
-from estafeta.tickets.selectors import evidence_file, ticket_timeline, visit_entries
+from estafeta.tickets.selectors import (
+    evidence_file,
+    stage_pausable,
+    ticket_timeline,
+    visit_entries,
+)
 from estafeta.tickets.services import (
     activity_log,
     checklist_item_complete,
@@ -271,13 +276,6 @@ class PauseForm(forms.Form):
                              widget=forms.Textarea(attrs={"rows": 2}))
 
 
-def _stage_pausable(ticket: Ticket, stage: Stage) -> bool:
-    """``pausable: true`` on the stage in the ticket's pipeline version (the service decides;
-    this only says whether to offer the form)."""
-    return any(spec.get("code") == stage.code and spec.get("pausable")
-               for spec in ticket.version.spec.get("stages", []))
-
-
 def _page_context(request: HttpRequest, ticket: Ticket, bound: dict[str, Any]) -> dict[str, Any]:
     user = request.user
     stage_list = ticket.version.stage_list
@@ -354,7 +352,7 @@ def _page_context(request: HttpRequest, ticket: Ticket, bound: dict[str, Any]) -
             context["won_form"] = bound.get("won") or WonForm()
             if visit.paused_at is not None:
                 context["resume_allowed"] = True
-            elif _stage_pausable(ticket, visit.stage):
+            elif stage_pausable(ticket, visit.stage):
                 context["pause_form"] = bound.get("pause") or PauseForm(prefix="pause")
     elif ticket.status == "won" and works:
         context["document_form"] = bound.get("document") or DocumentForm()
