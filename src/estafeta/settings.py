@@ -80,6 +80,7 @@ INSTALLED_APPS = [
     "estafeta.analytics",
     "estafeta.ratings",
     "estafeta.targets",
+    "estafeta.mailin",
     "rest_framework",
     "rest_framework.authtoken",
     "drf_spectacular",

@@ -1,0 +1,8 @@
+from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
+
+
+class MailinConfig(AppConfig):
+    name = "estafeta.mailin"
+    label = "mailin"
+    verbose_name = _("Email intake")
