@@ -81,6 +81,7 @@ INSTALLED_APPS = [
     "estafeta.ratings",
     "estafeta.targets",
     "estafeta.mailin",
+    "estafeta.webforms",
     "rest_framework",
     "rest_framework.authtoken",
     "drf_spectacular",
@@ -271,3 +272,11 @@ ESTAFETA_DIGEST_HOUR = int(os.environ.get("ESTAFETA_DIGEST_HOUR", "9"))  # local
 
 # K11 energy level (docs/ratings.md): may sellers see the ratings their heads give them?
 ESTAFETA_SELLERS_SEE_OWN_ENERGY = _env_bool("ESTAFETA_SELLERS_SEE_OWN_ENERGY")
+
+# Public web forms (docs/webforms.md): accepted submissions per hour from one client address and
+# for one email or phone; a form opened longer ago than this many seconds is sent again.
+ESTAFETA_WEBFORM_PER_IP_HOUR = int(os.environ.get("ESTAFETA_WEBFORM_PER_IP_HOUR", "10"))
+ESTAFETA_WEBFORM_PER_CONTACT_HOUR = int(os.environ.get("ESTAFETA_WEBFORM_PER_CONTACT_HOUR", "3"))
+ESTAFETA_WEBFORM_TOKEN_AGE = int(os.environ.get("ESTAFETA_WEBFORM_TOKEN_AGE", str(24 * 3600)))
+# Behind a reverse proxy: the client address is the last one the proxy adds to X-Forwarded-For.
+ESTAFETA_WEBFORM_BEHIND_PROXY = _env_bool("ESTAFETA_WEBFORM_BEHIND_PROXY")

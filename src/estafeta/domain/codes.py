@@ -198,3 +198,6 @@ class EventType(StrEnum):
     ENERGY_RATED = "energy.rated"
     # K6 potentials
     TARGET_SET = "target.set"
+    # web forms (docs/webforms.md)
+    WEBFORM_CREATED = "webform.created"
+    WEBFORM_UPDATED = "webform.updated"
