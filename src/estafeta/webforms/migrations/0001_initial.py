@@ -10,7 +10,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('pipelines', '0002_stage_executor_team'),
-        ('tickets', '0003_ticket_merged_into'),
+        ('tickets', '0002_visit_sla'),
     ]
 
     operations = [
