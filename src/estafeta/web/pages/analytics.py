@@ -358,6 +358,9 @@ def funnel_card(period: Period, cut: Cut, mode: str) -> FunnelCard:
                                                     percent(row["cumulative"]))
     drawn = [charts.funnel([(r["stage"], r["reached"]) for r in rows if r["pipeline"] == p],
                            f"{TITLES['K8']}: {p}")
+             + charts.percent_bars([(r["stage"], r["next_step"], False) for r in rows
+                                    if r["pipeline"] == p and r["next_step"] is not None],
+                                   f"{p}: {column_title('next_step')}")
              for p in sorted(funnel.stages)]
     return FunnelCard("K8", str(TITLES["K8"]), str(HOW["K8"]), mode,
                       [(m, str(t)) for m, t in MODES.items()],
@@ -528,12 +531,33 @@ def k7_card(period: Period, cut: Cut) -> K7Card:
         row["label"] = key_label("performer", row["performer"], names)
         row["texts"] = [ratio_text(row["calls_per_email_ratio"]),
                         ratio_text(row["presentations_per_call_ratio"])]
-    chart = charts.bars([(t.title, t.total["cohort"]) for t in tables],
-                        f"{TITLES['K7']}: {column_title('cohort')}")
+    chart = k7_chart(tables, wins)
     return K7Card("K7", str(TITLES["K7"]), str(HOW["K7"]), tables,
                   [column_title(c) for c in ("owner", "won", "lost", "win_rate")], wins,
                   [column_title(c) for c in ("performer", "calls_per_email_ratio",
                                              "presentations_per_call_ratio")], ratios, chart)
+
+
+def k7_chart(tables: list[K7Table], wins: list[dict[str, Any]]) -> SafeString:
+    """Conversion bars on a 0-100% scale (email→call, call→presentation, lead→sale won and
+    the win rate, immature ones marked) and the lead→sale split per row as 100% bars."""
+    by_part = {t.part: t for t in tables}
+    items: list[charts.Share] = []
+    for t in tables:
+        share = t.total.get("conversion", t.total.get("won_share"))
+        items.append((t.title, share, t.immature))
+    won = sum(r["won"] for r in wins)
+    lost = sum(r["lost"] for r in wins)
+    items.append((str(column_title("win_rate")), rate(won, won + lost), False))
+    chart = charts.percent_bars(items, _("Conversions, % of the cohort"))
+    lead = by_part.get("lead_sale")
+    if lead is not None and lead.rows:
+        parts = K7_PARTS["lead_sale"][3]
+        chart += charts.stacked(
+            [(" ".join(str(x) for x in r["labels"]), [r[p] for p in parts]) for r in lead.rows],
+            [str(column_title(p.removesuffix("_share"))) for p in parts],
+            str(K7_PARTS["lead_sale"][4]))
+    return chart
 
 
 def ratio_text(value: Any) -> str:
@@ -620,6 +644,24 @@ def k9_rows(timing: TimeInStage) -> list[dict[str, Any]]:
     return rows
 
 
+def _h(value: timedelta | None) -> float | None:
+    return None if value is None else round(value.total_seconds() / 3600, 2)
+
+
+def k9_chart(timing: TimeInStage, rows: list[dict[str, Any]]) -> SafeString:
+    """The time-in-stage distribution: per stage the spread of the closed stays (shortest to
+    longest, the median-to-p80 box) and the oldest open stay apart, in business hours."""
+    items = []
+    for r in rows:
+        spans = timing.durations(pipeline=r["pipeline"], stage=r["stage"])
+        items.append(charts.Spread(f"{r['pipeline']} {r['stage']}", len(spans),
+                                   _h(min(spans, default=None)), _h(r["median"]), _h(r["p80"]),
+                                   _h(max(spans, default=None)), _h(r["oldest_open"])))
+    return charts.spreads(items, _("Time in stage, business hours: spread of the stays"),
+                          _("hours"), _("median"), _("80th percentile"),
+                          _("oldest open stay"))
+
+
 def k9_card(user: User, period: Period, cut: Cut) -> K9Card:
     timing, _tables = k9_tables(period, cut)
     rows = k9_rows(timing)
@@ -630,9 +672,7 @@ def k9_card(user: User, period: Period, cut: Cut) -> K9Card:
     stuck = [{"ticket": s.ticket, "number": visible[s.ticket], "pipeline": s.pipeline,
               "stage": s.stage, "executor": key_label("owner", s.executor, names),
               "age": hours(s.age), "why": str(STUCK_WHY[s.why])} for s in shown]
-    chart = charts.bars([(f"{r['pipeline']} {r['stage']}",
-                          round((r["median"] or timedelta()).total_seconds() / 3600, 1))
-                         for r in rows], f"{TITLES['K9']}: {column_title('median')}")
+    chart = k9_chart(timing, rows)
     return K9Card("K9", str(TITLES["K9"]), str(HOW["K9"]),
                   [column_title(c) for c in ("pipeline", "stage", *K9_COLUMNS)], rows,
                   [column_title(c) for c in ("ticket", "pipeline", "stage", "executor", "age",
