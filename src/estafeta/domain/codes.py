@@ -191,6 +191,8 @@ class EventType(StrEnum):
     LOST_REASON_ADDED = "lost_reason.added"
     LOST_REASON_UPDATED = "lost_reason.updated"
     CALENDAR_DAY_SET = "calendar_day.set"
+    HOOK_SOURCE_CREATED = "hook_source.created"  # a webhook source (docs/webhooks-in.md)
+    HOOK_SOURCE_UPDATED = "hook_source.updated"  # secret rotated, (de)activated
     # internal control
     ESCALATION_RAISED = "escalation.raised"
     ESCALATION_ACKNOWLEDGED = "escalation.acknowledged"
