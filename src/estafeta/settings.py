@@ -80,6 +80,7 @@ INSTALLED_APPS = [
     "estafeta.analytics",
     "estafeta.ratings",
     "estafeta.targets",
+    "estafeta.intake",
     "estafeta.mailin",
     "estafeta.webforms",
     "rest_framework",

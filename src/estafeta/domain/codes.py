@@ -203,3 +203,7 @@ class EventType(StrEnum):
     # web forms (docs/webforms.md)
     WEBFORM_CREATED = "webform.created"
     WEBFORM_UPDATED = "webform.updated"
+    # intake (docs/intake.md)
+    INTAKE_RECEIVED = "intake.received"
+    TICKET_MERGED = "ticket.merged"  # on the surviving ticket; the merged one is voided
+    DUPLICATE_DISMISSED = "duplicate.dismissed"

@@ -106,6 +106,28 @@ class LostReasonSpec(_Spec):
     _check_code = field_validator("code")(_code)
 
 
+class IntakeSpec(_Spec):
+    """How requests arriving by email, form, telephony or messenger are routed (docs/intake.md).
+
+    ``duplicates``: a new request from a client with an open ticket in this pipeline is
+    ``attach``-ed to it (default) or opens a new ticket ``flag``-ged for a head to merge or
+    dismiss. ``first_response``: business time within which a client's message on an existing
+    ticket must be answered (or a missed call returned); its overdue escalates as
+    ``unanswered_message``.
+    """
+
+    duplicates: Literal["attach", "flag"] = "attach"
+    first_response: str = "2h"
+
+    @field_validator("first_response", mode="before")
+    @classmethod
+    def _check_first_response(cls, value: Any) -> str:
+        text = _duration(value)
+        if Duration.parse(text).is_zero():
+            raise ValueError("the first-response time must be longer than zero")
+        return text
+
+
 class PipelineSpec(_Spec):
     code: Code
     name: Title
@@ -117,6 +139,8 @@ class PipelineSpec(_Spec):
     time_zone: str | None = None
     # Optional escalation ladder (domain.escalation); without it the default ladder applies.
     escalation: list[EscalationStepSpec] | None = None
+    # Routing of requests from the channels (intake); defaults when absent.
+    intake: IntakeSpec | None = None
 
     _check_code = field_validator("code")(_code)
 

@@ -54,6 +54,10 @@ class Ticket(UndeletableModel):
     close_note = models.TextField(_("closing note"), blank=True)
     duplicate_of = models.ForeignKey("self", on_delete=models.PROTECT, null=True, blank=True,
                                      related_name="duplicates")
+    # Set when a head merged this ticket into another (intake.services.ticket_merge): this one
+    # is void, its number still resolves to the survivor.
+    merged_into = models.ForeignKey("self", on_delete=models.PROTECT, null=True, blank=True,
+                                    related_name="merged", verbose_name=_("merged into"))
     created_at = models.DateTimeField(_("created"))
     closed_at = models.DateTimeField(_("closed"), null=True, blank=True)
     updated_at = models.DateTimeField(_("updated"))
