@@ -271,6 +271,13 @@ ESTAFETA_BASE_URL = os.environ.get("ESTAFETA_BASE_URL", "")  # for links in emai
 ESTAFETA_NOTIFY_MAX_ATTEMPTS = int(os.environ.get("ESTAFETA_NOTIFY_MAX_ATTEMPTS", "10"))
 ESTAFETA_DIGEST_HOUR = int(os.environ.get("ESTAFETA_DIGEST_HOUR", "9"))  # local hour of digests
 
+# Email intake (docs/email.md): limits per message, and a CA file for IMAP servers with a
+# private certificate authority (the system's trust store otherwise).
+ESTAFETA_MAIL_MAX_MESSAGE = int(os.environ.get("ESTAFETA_MAIL_MAX_MESSAGE", str(50 << 20)))
+ESTAFETA_MAIL_MAX_ATTACHMENT = int(os.environ.get("ESTAFETA_MAIL_MAX_ATTACHMENT", str(10 << 20)))
+ESTAFETA_MAIL_MAX_TEXT = int(os.environ.get("ESTAFETA_MAIL_MAX_TEXT", "100000"))
+ESTAFETA_MAIL_CA_FILE = os.environ.get("ESTAFETA_MAIL_CA_FILE", "")
+
 # K11 energy level (docs/ratings.md): may sellers see the ratings their heads give them?
 ESTAFETA_SELLERS_SEE_OWN_ENERGY = _env_bool("ESTAFETA_SELLERS_SEE_OWN_ENERGY")
 

@@ -200,6 +200,10 @@ class EventType(StrEnum):
     ENERGY_RATED = "energy.rated"
     # K6 potentials
     TARGET_SET = "target.set"
+    # email intake (docs/email.md)
+    MAILBOX_SAVED = "mailbox.saved"
+    MAIL_QUARANTINED = "mail.quarantined"
+    QUARANTINE_RESOLVED = "quarantine.resolved"
     # web forms (docs/webforms.md)
     WEBFORM_CREATED = "webform.created"
     WEBFORM_UPDATED = "webform.updated"

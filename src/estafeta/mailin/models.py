@@ -83,6 +83,8 @@ class MailMessage(UndeletableModel):
     received_at = models.DateTimeField(_("received"), null=True, blank=True)
     activity = models.ForeignKey("tickets.Activity", on_delete=models.PROTECT, null=True,
                                  blank=True, related_name="+")
+    intake_record = models.ForeignKey("intake.IntakeRecord", on_delete=models.PROTECT,
+                                      null=True, blank=True, related_name="+")
     acknowledged_at = models.DateTimeField(_("acknowledged"), null=True, blank=True)
     created_at = models.DateTimeField(_("created"))
 
@@ -122,8 +124,9 @@ class QuarantineReason(models.TextChoices):
     NO_SENDER = "no_sender", _("no usable sender address")
     AMBIGUOUS_FROM = "ambiguous_from", _("several or suspicious sender addresses")
     TOO_LARGE = "too_large", _("the message is too large")
-    HEADER_INJECTION = "header_injection", _("forged or injected headers")
-    FAILED = "failed", _("intake failed")
+    BOUNCE = "bounce", _("a delivery report (bounce)")
+    OWN_MAIL = "own_mail", _("mail from Estafeta's own address (a loop)")
+    FAILED = "failed", _("intake refused the message")
 
 
 class Quarantine(UndeletableModel):

@@ -4,8 +4,9 @@
     estafeta worker --interval 10
     estafeta worker --once --now 2026-12-07T19:00:00+03:00   one pass as if at that moment
 
-A pass = ``monitor_pass`` (decide escalations) + ``deliver_pending`` (send the outbox, until
-nothing due is left) + ``send_digests``. A signal finishes the current pass, then exits 0.
+A pass = ``mailin.transports.poll_all`` (read the mailboxes into tickets) + ``monitor_pass``
+(decide escalations) + ``deliver_pending`` (send the outbox, until nothing due is left) +
+``send_digests``. A signal finishes the current pass, then exits 0.
 """
 
 from __future__ import annotations
@@ -52,6 +53,9 @@ def run_pass(now: datetime | None = None) -> str:
     from estafeta.notifications.services import deliver_pending, send_digests
 
     moment = now or clock.now()
+    from estafeta.mailin.transports import poll_all  # email intake (docs/email.md)
+
+    mail = poll_all()
     report = monitor_pass(now=moment)
     digests = send_digests(moment)
     sent = failed = retried = 0
@@ -63,7 +67,8 @@ def run_pass(now: datetime | None = None) -> str:
         if delivery.claimed < 500:
             break
     return (f"{report.summary()}; outbox: {sent} sent, {retried} to retry, {failed} failed"
-            + (f"; {digests} digests" if digests else ""))
+            + (f"; {digests} digests" if digests else "")
+            + (f"; {mail.summary()}" if mail.mailboxes else ""))
 
 
 class Command(EstafetaCommand):
