@@ -8,6 +8,7 @@ any left) sees it: no header can be injected through a client name or a subject.
 
 from __future__ import annotations
 
+import importlib
 import re
 import smtplib
 from datetime import datetime
@@ -100,7 +101,17 @@ def render(n: Notification) -> tuple[str, str]:
     return header_safe(subject), body.strip() + "\n"
 
 
+# Emails to clients, written by estafeta.mailin: the outbox row is addressed to a user (who must
+# still see the ticket), the email to the client's address stored on the mail message.
+CLIENT_MAIL = {"mail_reply": ("estafeta.mailin.outgoing", "reply_email"),
+               "mail_ack": ("estafeta.mailin.ack", "ack_email")}
+
+
 def build(n: Notification) -> EmailMessage:
+    if n.kind in CLIENT_MAIL:
+        module, function = CLIENT_MAIL[n.kind]
+        built: EmailMessage = getattr(importlib.import_module(module), function)(n)
+        return built
     subject, body = render(n)
     return EmailMessage(
         subject=subject, body=body, from_email=sender(),
