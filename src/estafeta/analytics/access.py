@@ -110,8 +110,9 @@ def read_cut(user: User, data: Mapping[str, Any]) -> Cut:
 
 
 def check_k6(user: User) -> None:
-    """K6 (realisation of potential) is for directors only: its targets are set per client
-    or territory, not per seller, so there is no simple "own sellers" slice for a head."""
-    if Role(user.role) is not Role.DIRECTOR:
-        raise Forbidden("the realisation of potential (K6) is for directors",
+    """K6 (realisation of potential) is for directors and heads of sales. Its targets are set
+    per client or territory, not per seller: a head sees their team's slice (the cut that
+    ``scope_cut`` narrowed to a team they head, or one of its sellers), a seller nothing."""
+    if Role(user.role) not in (Role.DIRECTOR, Role.HEAD):
+        raise Forbidden("the realisation of potential (K6) is for directors and heads of sales",
                         code="analytics_forbidden")

@@ -22,7 +22,7 @@ from estafeta.targets.models import TargetKind
 from estafeta.targets.selectors import targets_current
 from estafeta.tickets.models import Ticket
 
-from .figures import Table, k10_outcomes
+from .figures import Table, _person_filter, k10_outcomes
 from .period import Cut, Period, _add_months
 
 BUCKETS = ("week", "month", "quarter")
@@ -202,12 +202,25 @@ class Realisation:
                 "coverage": self.coverage, "key_account": self.key_account}
 
 
-def k6_realisation(period: Period) -> list[Realisation]:
+def people_of(cut: Cut) -> Cut:
+    """The part of ``cut`` that K6 honours: the seller and the team (a slice of people)."""
+    return Cut(seller=cut.seller, team=cut.team)
+
+
+def k6_realisation(period: Period, cut: Cut | None = None) -> list[Realisation]:
     """One row per client or territory target in force whose period lies within ``period``.
     Won revenue is K10's revenue in the target's own period, for the ticket's client (a client
     target) or the territory recorded on the win (a territory target), in the target's currency.
     The weighted pipeline is today's open tickets of the client, or of clients now in the
-    territory: amount × the current stage's probability."""
+    territory: amount × the current stage's probability.
+
+    A slice of people (``cut.seller``/``cut.team``, e.g. a head's team; the other parts of the cut
+    do not apply) counts only its own part against the whole potential: wins whose owner at the
+    time of the win is in the slice (K10's rule) and open tickets the slice owns now. A client
+    target is then listed only for a client the slice works (a win in the target's period or an
+    open ticket of theirs); every territory target is listed, with the slice's share."""
+    people = people_of(cut or Cut())
+    sliced = people != Cut()
     targets = targets_current(K6_KINDS, period.first, period.last)
     if not targets:
         return []
@@ -215,7 +228,7 @@ def k6_realisation(period: Period) -> list[Realisation]:
     won: dict[tuple[date, date], list[tuple[int, str | None, str, Decimal]]] = {}
     ticket_ids: set[int] = set()
     for first, last in spans:
-        table = k10_outcomes(Period.days(first, last), Cut())
+        table = k10_outcomes(Period.days(first, last), people)
         facts = [(f.ticket, f.keys["territory"], f.keys["currency"],
                   Decimal(f.values["revenue"])) for f in table.facts if f.values.get("won")]
         won[(first, last)] = facts
@@ -230,6 +243,13 @@ def k6_realisation(period: Period) -> list[Realisation]:
                  .filter(client_id__in=client_ids) | Ticket.objects.filter(
                      status=TicketStatus.OPEN, amount__isnull=False,
                      client__territory__code__in=territories))
+    open_clients: set[str] = set()
+    if sliced:
+        owned = _person_filter(people, "owner")
+        open_rows = open_rows.filter(owned)
+        open_clients = {str(c) for c in Ticket.objects.filter(
+            owned, status=TicketStatus.OPEN, client_id__in=client_ids).values_list(
+                "client_id", flat=True)}
     for client_id, territory, currency, amount, probability in open_rows.values_list(
             "client_id", "client__territory__code", "currency", "amount", "stage__probability"):
         weighted = Decimal(amount or 0) * Decimal(probability or 0) / 100
@@ -239,8 +259,11 @@ def k6_realisation(period: Period) -> list[Realisation]:
     for t in targets:
         facts = won[(t.period_start, t.period_end)]
         if t.kind == TargetKind.CLIENT:
-            revenue = sum((amount for ticket, _, cur, amount in facts
-                           if cur == t.currency and str(client_of.get(ticket)) == t.ref),
+            mine = [(cur, amount) for ticket, _, cur, amount in facts
+                    if str(client_of.get(ticket)) == t.ref]
+            if sliced and not mine and t.ref not in open_clients:
+                continue  # a client the slice does not work
+            revenue = sum((amount for cur, amount in mine if cur == t.currency),
                           start=Decimal(0))
         else:
             revenue = sum((amount for _, territory, cur, amount in facts

@@ -183,15 +183,18 @@ def dynamics_data(period: Any, cut: Any, bucket: str) -> dict[str, Any]:
                      for r in k5_rows(period, cut, bucket)], "total": {}}
 
 
-def realisation_data(period: Any) -> dict[str, Any]:
-    """K6 (directors only): a row per client or territory target in force in the period."""
+def realisation_data(period: Any, cut: Any) -> dict[str, Any]:
+    """K6 (directors: the company or a team; heads: their team's share): a row per client or
+    territory target in force in the period; only the seller and team of the cut apply."""
+    from estafeta.analytics.sales import people_of
     from estafeta.web.pages.analytics import K6_COLUMNS, k6_rows
 
     keys = ["kind", "object", "start", "end", "currency"]
     return {"figure": "K6", "unit": "money", "period": period.label, "start": period.start,
-            "end": period.end, "cut": {}, "keys": keys,
+            "end": period.end, "cut": people_of(cut).as_dict(), "keys": keys,
             "columns": [c for c in K6_COLUMNS if c not in keys],
-            "rows": [_plain_values({c: r[c] for c in K6_COLUMNS}) for r in k6_rows(period)],
+            "rows": [_plain_values({c: r[c] for c in K6_COLUMNS})
+                     for r in k6_rows(period, cut)],
             "total": {}}
 
 
@@ -255,7 +258,7 @@ class FigureView(ApiView):
             from estafeta.analytics.access import check_k6
 
             check_k6(self.person)
-            return Response(FigureSerializer(realisation_data(period)).data)
+            return Response(FigureSerializer(realisation_data(period, cut)).data)
         if figure == "K5":
             from estafeta.web.pages.analytics import read_bucket
 

@@ -61,7 +61,7 @@ from estafeta.analytics.conversions import (
 )
 from estafeta.analytics.figures import FIGURES, Fact, Table, k10_outcomes
 from estafeta.analytics.period import CUT_FIELDS, Cut, Period
-from estafeta.analytics.sales import BUCKETS, k5_dynamics, k6_realisation
+from estafeta.analytics.sales import BUCKETS, k5_dynamics, k6_realisation, people_of
 from estafeta.analytics.timing import KEYS as KEYS9
 from estafeta.analytics.timing import TimeInStage, k9_time_in_stage
 from estafeta.core import clock
@@ -147,7 +147,11 @@ HOW = {
     "K6": _l("For each client or territory target in force whose period lies within the "
              "period: won revenue in the target's period and currency against the target (the "
              "potential), and today's open weighted pipeline (amount × the current stage's "
-             "probability) against it. Directors only."),
+             "probability) against it. Directors see the company; a head sees their team's "
+             "share: wins whose owner at the time of the win is in the team and open tickets "
+             "the team owns now, against the whole potential; a client is listed when the "
+             "team won there in the target's period or has an open ticket there, a territory "
+             "always. Only the seller and team filters apply."),
 }
 COLUMN_TITLES = {
     "contacts": _l("Contacts"), "emails_out": _l("Emails sent"),
@@ -398,7 +402,7 @@ def figure_table(code: str, period: Period, cut: Cut, data: Any) -> Table:
         except ValueError:
             raise BadInput("K6 drills down by target", code="bad_cut", field="target",
                            value=str(data.get(f"{KEY_PREFIX}target"))) from None
-        return k6_won_table(period, target)
+        return k6_won_table(period, cut, target)
     if code == "growth":
         table = growth_rows(period, cut, read_growth_part(data))[1]
         if table is None:
@@ -998,19 +1002,20 @@ def k5_export(period: Period, cut: Cut, bucket: str) -> tuple[list[str], list[li
              for row in k5_rows(period, cut, bucket)])
 
 
-def k6_rows(period: Period) -> list[dict[str, Any]]:
-    return [{**r.as_dict(), "target": r.target_id} for r in k6_realisation(period)]
+def k6_rows(period: Period, cut: Cut) -> list[dict[str, Any]]:
+    return [{**r.as_dict(), "target": r.target_id} for r in k6_realisation(period, cut)]
 
 
-def k6_won_table(period: Period, target_id: int) -> Table:
+def k6_won_table(period: Period, cut: Cut, target_id: int) -> Table:
     """The won tickets behind a K6 row: K10 wins in the target's own period, for its client
-    (a client target) or the territory recorded on the win, in its currency."""
-    found = [r for r in k6_realisation(period) if r.target_id == target_id]
+    (a client target) or the territory recorded on the win, in its currency; of the cut's
+    people (owner at the time of the win) only, as the row counts them."""
+    found = [r for r in k6_realisation(period, cut) if r.target_id == target_id]
     if not found:
         raise BadInput(f"there is no K6 target {target_id!r} in this period", code="bad_cut",
                        field="target", value=str(target_id))
     target = found[0]
-    table = k10_outcomes(Period.days(target.first, target.last), Cut())
+    table = k10_outcomes(Period.days(target.first, target.last), people_of(cut))
     facts = [f for f in table.facts if f.values.get("won")
              and f.keys["currency"] == target.currency]
     if target.kind == "client":
@@ -1019,25 +1024,34 @@ def k6_won_table(period: Period, target_id: int) -> Table:
         facts = [f for f in facts if str(clients.get(f.ticket)) == target.ref]
     else:
         facts = [f for f in facts if f.keys["territory"] == target.ref]
-    return Table("K6", "deals", period, Cut(), ("target",), ("won",), tuple(
+    return Table("K6", "deals", period, people_of(cut), ("target",), ("won",), tuple(
         Fact(f.ticket, {"target": str(target_id)}, {"won": 1}) for f in facts))
 
 
-def k6_card(period: Period) -> SimpleCard:
+def k6_card(period: Period, cut: Cut) -> SimpleCard:
     rows = []
-    for row in k6_rows(period):
+    for row in k6_rows(period, cut):
         link = reverse("web:analytics_tickets", args=["K6"]) + "?" + urlencode(
-            {"period": period.label, f"{KEY_PREFIX}target": row["target"], "column": "won"})
+            {"period": period.label, **people_of(cut).as_dict(),
+             f"{KEY_PREFIX}target": row["target"], "column": "won"})
         rows.append({"cells": [(plain_text(row[c]), link if c == "won_revenue" else "")
                                for c in K6_COLUMNS]})
     return SimpleCard("K6", str(TITLES["K6"]), str(HOW["K6"]), "docs/analytics-sales.md",
                       [column_title(c) for c in K6_COLUMNS], rows)
 
 
-def k6_export(period: Period) -> tuple[list[str], list[list[Any]]]:
+def k6_visible(user: User) -> bool:
+    try:
+        check_k6(user)
+    except Forbidden:
+        return False
+    return True
+
+
+def k6_export(period: Period, cut: Cut) -> tuple[list[str], list[list[Any]]]:
     return ([column_title(c) for c in K6_COLUMNS],
             [[row[c] if isinstance(row[c], Decimal) else plain_text(row[c])
-              for c in K6_COLUMNS] for row in k6_rows(period)])
+              for c in K6_COLUMNS] for row in k6_rows(period, cut)])
 
 
 # --- K11 energy trend (beside the seller rows; also on its own in the API and the report) ----
@@ -1109,7 +1123,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         "growth": growth_card(period, cut),
         "bucket_query": query_without(request, "page", "format", "bucket"),
         "simple_cards": [k5_card(period, cut, bucket),
-                         k6_card(period) if user.role == Role.DIRECTOR else None],
+                         k6_card(period, cut) if k6_visible(user) else None],
         "mode_query": query_without(request, "page", "format", "mode"),
         "query": query_without(request, "page", "format"),
         "filters": {name: request.GET.get(name, "") for name in CUT_FIELDS},
@@ -1194,7 +1208,7 @@ def figure_export(request: HttpRequest, figure: str) -> HttpResponse:
                                    request.GET.get("format") or "xlsx")
         if figure == "K6":
             check_k6(user)
-            headers, rows = k6_export(period)
+            headers, rows = k6_export(period, cut)
             return export_response(rows, headers, f"K6-{period.label}",
                                    request.GET.get("format") or "xlsx")
         if figure == "growth":

@@ -80,9 +80,8 @@ class Command(EstafetaCommand):
         for bucket in ("week", "month", "quarter"):
             headers, rows = k5_export(period, cut, bucket)
             sheets.append((f"K5 {bucket}", headers, rows))
-        if cut.team is None:  # K6 targets are company-wide (directors only)
-            headers, rows = k6_export(period)
-            sheets.append((f"K6 {TITLES['K6']}", headers, rows))
+        headers, rows = k6_export(period, cut)  # one team: the team's share (as its head sees)
+        sheets.append((f"K6 {TITLES['K6']}", headers, rows))
         headers, rows = energy_export(period, cut)
         sheets.append(("K11 energy", headers, rows))
         body = _xlsx(sheets) if options["format"] == "xlsx" else _csv(period.label, sheets)
