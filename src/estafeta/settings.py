@@ -83,6 +83,7 @@ INSTALLED_APPS = [
     "estafeta.intake",
     "estafeta.mailin",
     "estafeta.webforms",
+    "estafeta.hooks",
     "rest_framework",
     "rest_framework.authtoken",
     "drf_spectacular",
@@ -270,6 +271,8 @@ ESTAFETA_MAIL_FROM = os.environ.get("ESTAFETA_MAIL_FROM", "estafeta@localhost")
 ESTAFETA_BASE_URL = os.environ.get("ESTAFETA_BASE_URL", "")  # for links in emails
 ESTAFETA_NOTIFY_MAX_ATTEMPTS = int(os.environ.get("ESTAFETA_NOTIFY_MAX_ATTEMPTS", "10"))
 ESTAFETA_DIGEST_HOUR = int(os.environ.get("ESTAFETA_DIGEST_HOUR", "9"))  # local hour of digests
+# Telephony and messenger webhooks (docs/webhooks-in.md): the largest body accepted, bytes.
+ESTAFETA_HOOKS_MAX_BODY = int(os.environ.get("ESTAFETA_HOOKS_MAX_BODY", "65536"))
 
 # Email intake (docs/email.md): limits per message, and a CA file for IMAP servers with a
 # private certificate authority (the system's trust store otherwise).

@@ -14,5 +14,6 @@ if admin.site.is_registered(TokenProxy):
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/v1/", include("estafeta.api.urls")),
+    path("hooks/", include("estafeta.hooks.urls")),
     path("", include("estafeta.web.urls")),
 ]

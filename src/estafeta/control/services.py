@@ -44,6 +44,7 @@ from estafeta.domain.escalation import Notify, Reason, Step, Trigger, ladder_fro
 from estafeta.domain.policy import is_supervisor, require_active
 from estafeta.history.models import Event
 from estafeta.history.services import ticket_event
+from estafeta.intake.models import FollowUp
 from estafeta.notifications.services import notify
 from estafeta.pipelines.models import PipelineVersion
 from estafeta.tasks.models import Task
@@ -144,9 +145,13 @@ def _overdue_tasks(ladders: dict[int, tuple[Step, ...]], now: datetime) -> Itera
                                                           level=step.level))))
         if versions is not None:
             rows = rows.filter(ticket__version_id__in=versions)
-        for pk, ticket_id, due_at, assignee_id in rows.order_by().values_list(
-                "pk", "ticket_id", "due_at", "assignee_id").iterator(chunk_size=2000):
-            yield Candidate(ticket_id, f"task:{pk}", Reason.TASK_OVERDUE, step.level,
+        # A reply or call-back intake planned: the client's message is what went unanswered.
+        rows = rows.annotate(unanswered=Exists(FollowUp.objects.filter(task_id=OuterRef("pk"))))
+        for pk, ticket_id, due_at, assignee_id, unanswered in rows.order_by().values_list(
+                "pk", "ticket_id", "due_at", "assignee_id", "unanswered"
+        ).iterator(chunk_size=2000):
+            reason = Reason.UNANSWERED_MESSAGE if unanswered else Reason.TASK_OVERDUE
+            yield Candidate(ticket_id, f"task:{pk}", reason, step.level,
                             step.notify, due_at, task_id=pk, person_id=assignee_id)
 
 

@@ -126,7 +126,10 @@ def ticket_search(text: str, prefix: str = "") -> Q:
         return Q()
     p = prefix
     if parse_number(text) is not None:
-        return Q(**{f"{p}number": text.upper()})
+        # A merged ticket's number finds the ticket it was merged into as well.
+        merged = Ticket.objects.filter(number=text.upper(), merged_into__isnull=False)
+        return (Q(**{f"{p}number": text.upper()})
+                | Q(**{f"{p}pk__in": merged.values("merged_into_id")}))
     cond = Q(**{f"{p}number__icontains": text}) | Q(**{f"{p}client__name__icontains": text})
     contacts = Q()
     digits = re.sub(r"[\s()+\-]", "", text)

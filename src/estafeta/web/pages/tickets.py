@@ -34,6 +34,7 @@ from estafeta.core import clock
 from estafeta.domain.codes import EventType, StageSemantic, TaskStatus
 from estafeta.domain.errors import EstafetaError, NotFound
 from estafeta.domain.policy import TicketFacts, is_participant, is_supervisor
+from estafeta.intake.selectors import survivor_of
 from estafeta.pipelines.models import Stage
 from estafeta.pipelines.selectors import lost_reasons_usable
 from estafeta.tasks.models import Task
@@ -75,6 +76,7 @@ from ..forms import (
 )
 from ..labels import label
 from .common import TICKET_ROLES, error_page, roles_required
+from .intake import ticket_intake_context
 
 # --- reading the page ------------------------------------------------------------------------
 
@@ -337,6 +339,7 @@ def _page_context(request: HttpRequest, ticket: Ticket, bound: dict[str, Any]) -
     # Internal control: the stage's SLA clock and the escalation history.
     context["sla"] = sla_clock(ticket, visit, clock.now())
     context["escalations"] = ticket_escalations(ticket)
+    context.update(ticket_intake_context(user, ticket, supervisor))  # type: ignore[arg-type]
     if ticket.is_open and works:
         context["plan_form"] = bound.get("plan") or TaskPlanForm(prefix="plan")
         context["activity_form"] = bound.get("contact") or ActivityForm()
@@ -371,6 +374,13 @@ def ticket_page(request: HttpRequest, number: str) -> HttpResponse:
     ticket = _ticket_or_none(request, number)
     if ticket is None:
         return _not_found(request)
+    if ticket.merged_into_id is not None and not request.GET.get("merged"):
+        # A merged number opens the ticket it became (``?merged=1`` shows it as it was).
+        survivor = _ticket_or_none(request, survivor_of(ticket).number)
+        if survivor is not None:
+            messages.info(request, _("Ticket %(old)s was merged into %(new)s.")
+                          % {"old": ticket.number, "new": survivor.number})
+            return redirect("web:ticket", survivor.number)
     return render(request, "web/ticket/page.html", _page_context(request, ticket, {}))
 
 
