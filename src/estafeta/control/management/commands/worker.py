@@ -6,7 +6,9 @@
 
 A pass = ``mailin.transports.poll_all`` (read the mailboxes into tickets) + ``monitor_pass``
 (decide escalations) + ``deliver_pending`` (send the outbox, until nothing due is left) +
-``send_digests``. A signal finishes the current pass, then exits 0.
+``send_digests`` + ``seal_if_due`` (an audit checkpoint, as ``estafeta audit checkpoint``, when
+the last one is ``ESTAFETA_CHECKPOINT_EVERY`` seconds old; 0 leaves sealing to cron). A signal
+finishes the current pass, then exits 0.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from __future__ import annotations
 import signal
 import threading
 from argparse import ArgumentTypeError
-from datetime import datetime
+from datetime import datetime, timedelta
 from types import FrameType
 from typing import Any
 
@@ -46,6 +48,27 @@ def _seconds(value: str) -> float:
     return number
 
 
+def seal_if_due(moment: datetime) -> str:
+    """Seal an audit checkpoint (``history.services.checkpoint_create``, what ``estafeta audit
+    checkpoint`` runs) when there is none yet or the newest is at least
+    ``ESTAFETA_CHECKPOINT_EVERY`` seconds older than ``moment``; the summary's part, or "".
+    Nothing new to seal seals nothing (and is tried again next pass)."""
+    from django.conf import settings
+
+    from estafeta.history.services import checkpoint_create, last_checkpoint_at
+
+    every = int(settings.ESTAFETA_CHECKPOINT_EVERY)
+    if every <= 0:
+        return ""
+    last = last_checkpoint_at()
+    if last is not None and moment - last < timedelta(seconds=every):
+        return ""
+    cp = checkpoint_create()
+    if cp is None:
+        return ""
+    return f"checkpoint {cp.pk} up to event {cp.upto_event_id}, hash {cp.hash}"
+
+
 def run_pass(now: datetime | None = None) -> str:
     """One pass of the worker; returns its summary line."""
     from estafeta.control.services import monitor_pass
@@ -66,14 +89,17 @@ def run_pass(now: datetime | None = None) -> str:
         retried += delivery.retried
         if delivery.claimed < 500:
             break
+    sealed = seal_if_due(moment)
     return (f"{report.summary()}; outbox: {sent} sent, {retried} to retry, {failed} failed"
             + (f"; {digests} digests" if digests else "")
-            + (f"; {mail.summary()}" if mail.mailboxes else ""))
+            + (f"; {mail.summary()}" if mail.mailboxes else "")
+            + (f"; {sealed}" if sealed else ""))
 
 
 class Command(EstafetaCommand):
     help = ("Run the monitor (overdue tasks, stage SLAs, unavailable owners, tickets without a "
-            "next task) and deliver notifications, every --interval seconds until SIGTERM.")
+            "next task), deliver notifications and seal an audit checkpoint every "
+            "ESTAFETA_CHECKPOINT_EVERY seconds, every --interval seconds until SIGTERM.")
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--once", action="store_true", help="run one pass and exit")
