@@ -11,6 +11,7 @@ from .pages import (
     board,
     calendar,
     control,
+    hooks,
     intake,
     lists,
     notifications,
@@ -38,4 +39,5 @@ urlpatterns = [
     *ratings.urlpatterns,
     *analytics.urlpatterns,
     *targets.urlpatterns,
+    *hooks.urlpatterns,
 ]

@@ -1,0 +1,1 @@
+"""Signed webhooks from telephony and messengers: every call and message becomes intake."""
