@@ -20,6 +20,7 @@ from .pages import (
     team,
     tickets,
     todo,
+    webforms,
 )
 
 app_name = "web"
@@ -39,5 +40,6 @@ urlpatterns = [
     *ratings.urlpatterns,
     *analytics.urlpatterns,
     *targets.urlpatterns,
+    *webforms.urlpatterns,
     *hooks.urlpatterns,
 ]
