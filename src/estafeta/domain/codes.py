@@ -179,6 +179,8 @@ class EventType(StrEnum):
     USER_UPDATED = "user.updated"
     USER_DEACTIVATED = "user.deactivated"
     USER_REACTIVATED = "user.reactivated"
+    TOKEN_ISSUED = "token.issued"  # noqa: S105 - an event type (docs/api.md), not a key
+    TOKEN_REVOKED = "token.revoked"  # noqa: S105
     ABSENCE_ADDED = "absence.added"
     ABSENCE_CANCELLED = "absence.cancelled"
     TEAM_CREATED = "team.created"
