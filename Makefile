@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 export ESTAFETA_DATA_DIR ?= $(CURDIR)/var
 
-.PHONY: demo serve test lint check bench browser screenshots constraints clean
+.PHONY: demo serve test lint check bench browser mailserver screenshots constraints clean
 
 $(BIN)/estafeta: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -27,8 +27,16 @@ browser:
 	  $$SUDO apt-get install -y -qq --no-install-recommends chromium \
 	  || { $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq --no-install-recommends chromium; }; }
 
+## mailserver: Debian's dovecot IMAP server for the email intake tests (installed once)
+mailserver:
+	@test -x /usr/sbin/dovecot || { \
+	  echo "installing Debian's dovecot-imapd for the email intake tests"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get install -y -qq --no-install-recommends dovecot-imapd \
+	  || { $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq --no-install-recommends dovecot-imapd; }; }
+
 ## test: install and run the whole test suite (SQLite; PostgreSQL when DATABASE_URL is set)
-test: $(BIN)/estafeta browser
+test: $(BIN)/estafeta browser mailserver
 	@$(BIN)/pytest $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: that is a failure" >&2; exit 1; fi; \
 	exit $$rc

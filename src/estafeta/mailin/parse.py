@@ -19,6 +19,8 @@ Rules that matter for safety:
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import html
 import re
@@ -233,11 +235,31 @@ def html_to_text(markup: str) -> str:
     return re.sub(r"\n{3,}", "\n\n", re.sub(r"[ \t]+", " ", text)).strip()
 
 
+_NOT_BASE64 = re.compile(rb"[^A-Za-z0-9+/]")
+
+
+def _payload(part: Message) -> bytes:
+    """The decoded bytes of a part; broken base64 is decoded as far as it goes."""
+    if part.get("Content-Transfer-Encoding", "").strip().lower() == "base64":
+        text = part.get_payload(decode=False)
+        if isinstance(text, str):
+            clean = _NOT_BASE64.sub(b"", text.encode("ascii", "ignore"))
+            if len(clean) % 4 == 1:
+                clean = clean[:-1]  # a lone sixth of a byte: cut
+            clean += b"=" * (-len(clean) % 4)
+            try:
+                return base64.b64decode(clean)
+            except (binascii.Error, ValueError):
+                return b""
+    payload = part.get_payload(decode=True)
+    if isinstance(payload, bytes):
+        return payload
+    return str(part.get_payload() or "").encode("utf-8", "replace")
+
+
 def _decode(part: Message, defects: list[str]) -> str:
     """A text part as str: its charset if Python knows it, else UTF-8 with replacements."""
-    payload = part.get_payload(decode=True)
-    if not isinstance(payload, bytes):
-        payload = str(part.get_payload() or "").encode("utf-8", "replace")
+    payload = _payload(part)
     charset = part.get_content_charset() or "utf-8"
     try:
         return payload.decode(charset, "replace")
@@ -267,9 +289,7 @@ def _walk(msg: Message, parsed: Parsed, texts: list[str], htmls: list[str]) -> N
             continue
         if ctype == "message/delivery-status":
             continue
-        data = part.get_payload(decode=True)
-        if not isinstance(data, bytes):
-            data = str(part.get_payload() or "").encode("utf-8", "replace")
+        data = _payload(part)
         label = name or f"part-{len(parsed.attachments) + len(parsed.skipped) + 1}"
         if len(data) > limit:
             parsed.skipped.append(f"{label} ({len(data)} bytes, more than {limit}) not stored")

@@ -212,7 +212,7 @@ def _arrival(parsed: Parsed, mailbox: Mailbox | None, pipeline: str, ticket: Tic
         text=text, occurred_at=min(parsed.date or received_at, received_at), ticket=ticket,
         activity=ActivitySpec(kind=ActivityKind.EMAIL, direction=Direction.IN,
                               outcome=ActivityOutcome.RECEIVED,
-                              note=parsed.subject[:200], source=ActivitySource.EMAIL_INTAKE),
+                              source=ActivitySource.EMAIL_INTAKE),
     )
 
 
