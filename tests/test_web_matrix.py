@@ -195,6 +195,15 @@ def _hugo(c: Cast, t: Ticket | None) -> dict[str, Any]:
     return {"hugo": make_user("hugo", "head").pk}
 
 
+def _hook(c: Cast, t: Ticket | None) -> dict[str, Any]:
+    """A telephony webhook source (its secret rotated, or it switched off, by the admin)."""
+    from estafeta.hooks.services import hook_source_create
+
+    source, _ = hook_source_create(actor=None, name="Office PBX", slug="pbx", kind="telephony",
+                                   pipeline=c.world.pipeline)
+    return {"hook": source.pk}
+
+
 def _escalated(c: Cast, t: Ticket) -> dict[str, Any]:
     """The monitor a day later: the ticket's overdue first task has escalated to the head."""
     from estafeta.control.models import Escalation
@@ -339,6 +348,19 @@ PAGES: dict[str, Page] = {
     "settings_calendar": _admin_page("/settings/calendar/"),
     "settings_calendar_day": _admin_post("/settings/calendar/day/",
                                          _const({"day": "2026-12-04", "kind": "off"})),
+    # telephony and messenger webhook sources: administrators only
+    "settings_hooks": _admin_page("/settings/hooks/"),
+    "settings_hook_new": _admin_post(
+        "/settings/hooks/new/",
+        lambda k: {"name": "Telegram bot", "slug": "tg", "kind": "messenger",
+                   "pipeline": k["pipeline"], "tolerance_seconds": "300"}),
+    "settings_hook": Page("/settings/hooks/{hook}/", gated(ADMINS, 200), setup=_hook,
+                          missing="/settings/hooks/999999/"),
+    "settings_hook_rotate": _admin_post("/settings/hooks/{hook}/rotate/", _const({}), _hook,
+                                        missing="/settings/hooks/999999/rotate/"),
+    "settings_hook_active": _admin_post("/settings/hooks/{hook}/active/",
+                                        _const({"active": "0"}), _hook,
+                                        missing="/settings/hooks/999999/active/"),
     # notifications: everyone signed in, their own only (marking read records no event)
     "notifications": Page("/notifications/", gated(SIGNED, 200)),
     "notifications_read": Page("/notifications/read/", gated(SIGNED, 405), gated(SIGNED, 302),
