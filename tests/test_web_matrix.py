@@ -214,6 +214,31 @@ def _escalated(c: Cast, t: Ticket) -> dict[str, Any]:
         "pk", flat=True)[0]}
 
 
+def _webform(c: Cast, t: Ticket | None) -> dict[str, Any]:
+    """The public form "site" and a token of it rendered ten seconds ago (past the minimum)."""
+    from estafeta.web.pages.webforms import render_token
+    from estafeta.webforms.services import webform_create
+
+    form = webform_create(actor=None, slug="site", pipeline=c.world.pipeline, title="Test drive")
+    return {"webform": form.pk, "token": render_token(form, clock.now() - timedelta(seconds=10))}
+
+
+def _webform_sent(c: Cast, t: Ticket | None) -> dict[str, Any]:
+    """The form "site" sent once: the secret token of its thank-you page."""
+    from estafeta.webforms.models import WebForm
+    from estafeta.webforms.services import Contact, webform_submit
+
+    keys = _webform(c, t)
+    done = webform_submit(form=WebForm.objects.get(pk=keys["webform"]), nonce="n" * 32,
+                          rendered_at=clock.now() - timedelta(seconds=10),
+                          contact=Contact(email="visitor@example.com"), client_ip="10.0.0.1")
+    return {**keys, "thanks": done.submission.token}
+
+
+def _webform_body(k: dict[str, Any]) -> dict[str, Any]:
+    return {"token": k["token"], "email": "visitor@example.com", "message": "A test drive"}
+
+
 def _due(**delta: float) -> str:
     return timezone.localtime(later(**delta)).strftime("%Y-%m-%dT%H:%M")
 
@@ -348,6 +373,26 @@ PAGES: dict[str, Page] = {
     "settings_calendar": _admin_page("/settings/calendar/"),
     "settings_calendar_day": _admin_post("/settings/calendar/day/",
                                          _const({"day": "2026-12-04", "kind": "off"})),
+    "settings_webforms": _admin_page("/settings/webforms/"),
+    "settings_webform_new": _admin_form(
+        "/settings/webforms/new/",
+        lambda k: {"slug": "quote", "title": "Quote", "pipeline": k["pipeline"],
+                   "name_field": "optional", "phone_field": "optional", "email_field": "optional",
+                   "message_field": "optional", "frame_origins": "", "min_fill_seconds": "3"}),
+    "settings_webform": _admin_form(
+        "/settings/webforms/{webform}/",
+        lambda k: {"title": "Quote", "pipeline": k["pipeline"], "name_field": "hidden",
+                   "phone_field": "optional", "email_field": "optional",
+                   "message_field": "optional", "frame_origins": "https://dealer.example",
+                   "min_fill_seconds": "3"}, _webform, missing="/settings/webforms/999999/"),
+    "settings_webform_active": _admin_post("/settings/webforms/{webform}/active/",
+                                           _const({"active": "0"}), _webform,
+                                           missing="/settings/webforms/999999/active/"),
+    # the public web form: anyone, signed in or not, sends it (a ticket through intake) and
+    # reads the thank-you page its secret token names
+    "webform": Page("/f/site/", _always(200), _always(302), _webform_body, _webform),
+    "webform_thanks": Page("/f/site/thanks/{thanks}/", _always(200), setup=_webform_sent,
+                           missing="/f/site/thanks/nope/"),
     # telephony and messenger webhook sources: administrators only
     "settings_hooks": _admin_page("/settings/hooks/"),
     "settings_hook_new": _admin_post(
@@ -744,11 +789,38 @@ POSTS = sorted([n for n, p in PAGES.items() if p.post is not None]
                + [n for n, c in TICKETED.items() if c.post is not None])
 
 
+# Public forms shown in frames on other sites, where the browser sends no SameSite cookie:
+# they carry a signed render token instead of the cookie-based CSRF one (web/pages/webforms.py).
+SIGNED_FORMS = {"webform"}
+
+
+def _check_signed_form(c: Cast, name: str) -> None:
+    """Without its signed token the form is refused and nothing changes; with it, it is done
+    although the CSRF token is missing (as in a frame on the dealer's site)."""
+    page = PAGES[name]
+    assert page.body is not None
+    body = page.body
+
+    def without(k: dict[str, Any]) -> dict[str, Any]:
+        return {key: v for key, v in body(k).items() if key != "token"}
+
+    for sender in ("ann", ANON):
+        answer = request(c, sender, "post", page.path, without, page.setup, csrf="cross-site")
+        assert answer.outcome == 400, (name, sender, answer.outcome)
+        assert answer.unchanged, (name, sender)
+        done = request(c, sender, "post", page.path, body, page.setup, csrf="cross-site")
+        assert done.outcome == 302, (name, sender, done.outcome)
+        assert done.recorded, (name, sender)
+
+
 def test_every_post_is_refused_without_a_csrf_token(cast: Cast) -> None:
     """A cross-site form (the browser has the site's CSRF cookie, the form has no token) is
     refused with 403 and nothing changes, for every URL that takes a POST: sent by someone
     whose same POST with the token is done, and by an anonymous visitor."""
     for name in POSTS:
+        if name in SIGNED_FORMS:
+            _check_signed_form(cast, name)
+            continue
         who, path, body, setup, ticket = _a_success(name)
         for sender in dict.fromkeys((who, ANON)):
             answer = request(cast, sender, "post", path, body, setup, ticket, csrf="cross-site")
