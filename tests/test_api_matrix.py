@@ -123,6 +123,15 @@ def _other_owner(world: World, ticket: Ticket) -> dict[str, Any]:
     return {"owner": (world.bob if ticket.owner_id == world.ann.pk else world.ann).pk}
 
 
+def _twin(world: World, ticket: Ticket) -> dict[str, Any]:
+    """Another open ticket like this one (same owner and registrar): the one to merge into."""
+    from estafeta.tickets.services import ticket_create
+
+    twin = ticket_create(actor=ticket.created_by, pipeline=world.pipeline, client=world.client,
+                         channel="email", subject="The same car", owner=ticket.owner)
+    return {"into": twin.number, "reason": "same request"}
+
+
 def _draft() -> dict[str, Any]:
     return {"kind": "call", "title": "Next call", "due_at": later(days=2).isoformat()}
 
@@ -158,6 +167,7 @@ CASES: dict[str, Case] = {
                   lambda w, t: {"reason": "The client is away", "stage": "new"}, 200, works),
     "resume": Case("post", "/api/v1/tickets/{n}/resume/", lambda w, t: {"stage": "new"}, 200,
                    works, _paused),
+    "merge": Case("post", "/api/v1/tickets/{n}/merge/", _twin, 200, supervises),
     "get task": Case("get", "/api/v1/tasks/{t}/", None, 200, sees),
     "complete task": Case("post", "/api/v1/tasks/{t}/complete/",
                           lambda w, t: {"successor": _draft()}, 200, works),
@@ -237,6 +247,8 @@ def test_collection_endpoints_matrix(world: World, role: str) -> None:
                                       None, 200 if role == "director" else 403),
         "revoke token": ("post", "/api/v1/auth/token/revoke/", None, 204),
         "delete tickets": ("delete", "/api/v1/tickets/", None, 405),
+        "list duplicates": ("get", "/api/v1/duplicates/", None,
+                            200 if role in ("head", "director") else 403),
     }
     got, want = {}, {}
     for name, (method, path, body, status) in calls.items():

@@ -239,6 +239,23 @@ def _webform_body(k: dict[str, Any]) -> dict[str, Any]:
     return {"token": k["token"], "email": "visitor@example.com", "message": "A test drive"}
 
 
+def _twin(c: Cast, t: Ticket) -> dict[str, Any]:
+    """Another open ticket of the same owner (registered by the system): one to merge into."""
+    from estafeta.tickets.services import ticket_create
+
+    twin = ticket_create(actor=None, pipeline=c.world.pipeline, client=c.world.client,
+                         channel="email", subject="The same car", owner=t.owner)
+    return {"into": twin.number, "twin": twin}
+
+
+def _flagged(c: Cast, t: Ticket) -> dict[str, Any]:
+    """A possible duplicate: the twin, flagged as one of the ticket (intake flags it so)."""
+    from estafeta.intake.models import DuplicateFlag
+
+    twin = _twin(c, t)["twin"]
+    return {"flag": DuplicateFlag.objects.create(ticket=twin, of=t, created_at=clock.now()).pk}
+
+
 def _due(**delta: float) -> str:
     return timezone.localtime(later(**delta)).strftime("%Y-%m-%dT%H:%M")
 
@@ -412,6 +429,8 @@ PAGES: dict[str, Page] = {
                                _const({}), records=False),
     # the control panel: heads and directors
     "control": Page("/control/", gated(HEADS, 200)),
+    # intake: possible duplicates, heads and directors (their teams' / all)
+    "duplicates": Page("/duplicates/", gated(HEADS, 200)),
     # K11 energy ratings: heads rate their team's sellers (Oscar is refused Ann), directors any;
     # sellers see their own only if the company allows it (not by default); heads are sent on
     "ratings": Page("/ratings/", gated(HEADS, 200),
@@ -513,6 +532,12 @@ TICKETED: dict[str, Ticketed] = {
                                 lambda k: {"due_at": _due(days=3), "reason": "asked"}),
     "escalation_acknowledge": Ticketed("/control/escalations/{e}/acknowledge/", HEADS, None,
                                        "supervise", _const({}), _escalated),
+    "ticket_merge": Ticketed("/tickets/{n}/merge/", HEADS, None, "supervise",
+                             lambda k: {"merge-into": k["into"]}, _twin),
+    "duplicate_merge": Ticketed("/duplicates/{flag}/merge/", HEADS, None, "supervise",
+                                _const({}), _flagged),
+    "duplicate_dismiss": Ticketed("/duplicates/{flag}/dismiss/", HEADS, None, "supervise",
+                                  _const({"note": "another car"}), _flagged),
 }
 
 

@@ -3,6 +3,7 @@
 from django.urls import path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from estafeta.intake import api as intake
 from estafeta.notifications import api as notifications
 
 from . import analytics, views
@@ -32,6 +33,12 @@ urlpatterns = [
     path(T + "reopen/", views.ReopenView.as_view(), name="ticket-reopen"),
     path(T + "pause/", views.PauseView.as_view(), name="ticket-pause"),
     path(T + "resume/", views.ResumeView.as_view(), name="ticket-resume"),
+    path(T + "merge/", intake.TicketMergeView.as_view(), name="ticket-merge"),
+    path("duplicates/", intake.FlagListView.as_view(), name="duplicates"),
+    path("duplicates/<int:flag_id>/merge/", intake.FlagMergeView.as_view(),
+         name="duplicate-merge"),
+    path("duplicates/<int:flag_id>/dismiss/", intake.FlagDismissView.as_view(),
+         name="duplicate-dismiss"),
     path("tasks/", views.MyTasksView.as_view(), name="tasks"),
     path("tasks/<int:task_id>/", views.TaskDetailView.as_view(), name="task"),
     path("tasks/<int:task_id>/complete/", views.TaskCompleteView.as_view(), name="task-complete"),
