@@ -256,6 +256,25 @@ def _flagged(c: Cast, t: Ticket) -> dict[str, Any]:
     return {"flag": DuplicateFlag.objects.create(ticket=twin, of=t, created_at=clock.now()).pk}
 
 
+def _mailbox(c: Cast, t: Ticket | None) -> dict[str, Any]:
+    """A maildir mailbox of the sales pipeline and a message it could not take in."""
+    from estafeta.mailin.models import Mailbox
+    from estafeta.mailin.services import mailbox_save, quarantine_add
+
+    box = mailbox_save(actor=None, mailbox=Mailbox(
+        name="Sales mail", address="sales@dealer.example", kind="maildir", path="/nonexistent",
+        pipeline=c.world.pipeline))
+    item = quarantine_add(b"not mail", mailbox=box, reason="unparseable", detail="no headers")
+    return {"mailbox": box.pk, "quarantine": item.pk}
+
+
+def _mailbox_body(k: dict[str, Any]) -> dict[str, Any]:
+    return {"name": "Info", "address": "info@dealer.example", "kind": "imap",
+            "pipeline": k["pipeline"], "host": "imap.dealer.example", "port": "993",
+            "username": "info", "password": "secret", "folder": "INBOX", "ssl_verify": "on",
+            "active": "on"}
+
+
 def _due(**delta: float) -> str:
     return timezone.localtime(later(**delta)).strftime("%Y-%m-%dT%H:%M")
 
@@ -367,6 +386,17 @@ PAGES: dict[str, Page] = {
                    "reason": "holiday"}),
     "settings_absence_cancel": _admin_post("/settings/absences/{absence}/cancel/", _const({}),
                                            _absence, missing="/settings/absences/999999/cancel/"),
+    "settings_mailboxes": _admin_page("/settings/mailboxes/"),
+    "settings_mailbox_new": _admin_form("/settings/mailboxes/new/", _mailbox_body),
+    "settings_mailbox": _admin_form("/settings/mailboxes/{mailbox}/", _mailbox_body, _mailbox,
+                                    missing="/settings/mailboxes/999999/"),
+    "settings_quarantine": _admin_page("/settings/mailboxes/quarantine/"),
+    "settings_quarantine_raw": Page("/settings/mailboxes/quarantine/{quarantine}/raw/",
+                                    gated(ADMINS, 200), setup=_mailbox,
+                                    missing="/settings/mailboxes/quarantine/999999/raw/"),
+    "settings_quarantine_resolve": _admin_post(
+        "/settings/mailboxes/quarantine/{quarantine}/resolve/", _const({}), _mailbox,
+        missing="/settings/mailboxes/quarantine/999999/resolve/"),
     "settings_pipelines": _admin_page("/settings/pipelines/"),
     "settings_pipeline_import": _admin_form(
         "/settings/pipelines/import/", _const({"text": SALES_YAML.replace("sla: 2h", "sla: 3h")})),
