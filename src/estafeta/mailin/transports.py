@@ -150,7 +150,7 @@ def poll_mailbox(mailbox: Mailbox, report: PollReport,
             log.warning("mailbox %s: %s", mailbox.name, error)
         with contextlib.suppress(DatabaseError):
             mailbox_polled(mailbox, error=error)
-    report.mailboxes += 1
+        report.mailboxes += 1
 
 
 def poll_all() -> PollReport:
