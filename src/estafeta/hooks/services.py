@@ -163,7 +163,7 @@ def _received(record: IntakeRecord, repeated: bool) -> Received:
 def _default_language(text: str, **params: Any) -> str:
     """Stored words (a new ticket's subject) in the company's language, not the sender's."""
     with translation.override(settings.LANGUAGE_CODE):
-        return _(text) % params
+        return _(text) % {k: str(v) for k, v in params.items()}  # lazy labels in that language
 
 
 def _repeat(source: HookSource, external_id: str) -> Received | None:
@@ -187,7 +187,8 @@ def call_receive(*, source: HookSource, call: CallIn) -> Received:
         kind=ActivityKind.CALL, direction=call.direction, outcome=CALL_OUTCOMES[call.outcome],
         duration_seconds=call.duration, source=ActivitySource.TELEPHONY,
         note=_default_language("Call %(caller)s → %(callee)s: %(outcome)s",
-                               caller=call.caller, callee=call.callee, outcome=call.outcome))
+                               caller=call.caller, callee=call.callee,
+                               outcome=CallOutcome(call.outcome).label))
     subject = (_default_language("Incoming call from %(phone)s", phone=client_phone) if inbound
                else _default_language("Call to %(phone)s", phone=client_phone))
     with transaction.atomic():
