@@ -169,6 +169,27 @@ def _with_file(c: Cast, t: Ticket) -> dict[str, Any]:
     return {"f": entry.evidence["file_id"]}
 
 
+def _with_mail(c: Cast, t: Ticket) -> dict[str, Any]:
+    """An email from the client on the ticket, with an attachment (as mail intake stores it)."""
+    from django.core.files.base import ContentFile
+    from django.core.files.storage import default_storage
+
+    from estafeta.mailin.models import MailAttachment, MailMessage
+    from estafeta.tickets.models import StoredFile
+
+    now = clock.now()
+    message = MailMessage.objects.create(
+        ticket=t, direction="in", message_id=f"<{t.number}@client.example>",
+        from_address="ivan@example.com", subject="A car", text="Hello", html="<p>Hello</p>",
+        received_at=now, created_at=now)
+    stored = StoredFile.objects.create(
+        sha256="0" * 64, size=4, name="a.pdf", content_type="application/pdf",
+        path=default_storage.save("mail/matrix/a.pdf", ContentFile(b"%PDF")), uploaded_at=now)
+    attachment = MailAttachment.objects.create(message=message, file=stored, name="a.pdf",
+                                               content_type="application/pdf", size=4)
+    return {"m": message.pk, "a": attachment.pk}
+
+
 def _paused(c: Cast, t: Ticket) -> dict[str, Any]:
     stage_pause(actor=c.world.director, ticket=t, reason="The client is away")
     return {}
@@ -214,6 +235,23 @@ def _escalated(c: Cast, t: Ticket) -> dict[str, Any]:
         "pk", flat=True)[0]}
 
 
+def _twin(c: Cast, t: Ticket) -> dict[str, Any]:
+    """Another open ticket of the same owner (registered by the system): one to merge into."""
+    from estafeta.tickets.services import ticket_create
+
+    twin = ticket_create(actor=None, pipeline=c.world.pipeline, client=c.world.client,
+                         channel="email", subject="The same car", owner=t.owner)
+    return {"into": twin.number, "twin": twin}
+
+
+def _flagged(c: Cast, t: Ticket) -> dict[str, Any]:
+    """A possible duplicate: the twin, flagged as one of the ticket (intake flags it so)."""
+    from estafeta.intake.models import DuplicateFlag
+
+    twin = _twin(c, t)["twin"]
+    return {"flag": DuplicateFlag.objects.create(ticket=twin, of=t, created_at=clock.now()).pk}
+
+
 def _webform(c: Cast, t: Ticket | None) -> dict[str, Any]:
     """The public form "site" and a token of it rendered ten seconds ago (past the minimum)."""
     from estafeta.web.pages.webforms import render_token
@@ -237,23 +275,6 @@ def _webform_sent(c: Cast, t: Ticket | None) -> dict[str, Any]:
 
 def _webform_body(k: dict[str, Any]) -> dict[str, Any]:
     return {"token": k["token"], "email": "visitor@example.com", "message": "A test drive"}
-
-
-def _twin(c: Cast, t: Ticket) -> dict[str, Any]:
-    """Another open ticket of the same owner (registered by the system): one to merge into."""
-    from estafeta.tickets.services import ticket_create
-
-    twin = ticket_create(actor=None, pipeline=c.world.pipeline, client=c.world.client,
-                         channel="email", subject="The same car", owner=t.owner)
-    return {"into": twin.number, "twin": twin}
-
-
-def _flagged(c: Cast, t: Ticket) -> dict[str, Any]:
-    """A possible duplicate: the twin, flagged as one of the ticket (intake flags it so)."""
-    from estafeta.intake.models import DuplicateFlag
-
-    twin = _twin(c, t)["twin"]
-    return {"flag": DuplicateFlag.objects.create(ticket=twin, of=t, created_at=clock.now()).pk}
 
 
 def _mailbox(c: Cast, t: Ticket | None) -> dict[str, Any]:
@@ -552,6 +573,15 @@ TICKETED: dict[str, Ticketed] = {
                              _const({"stage": "new", "pause-reason": "The client is away"})),
     "ticket_resume": Ticketed("/tickets/{n}/resume/", WORKERS, None, "stage",
                               _const({"stage": "new"}), _paused),
+    # email: the thread, one message and its attachments for those who see the ticket; the
+    # reply for those who may log a contact
+    "ticket_mail": Ticketed("/tickets/{n}/mail/", WORKERS, "see"),
+    "ticket_mail_message": Ticketed("/tickets/{n}/mail/{m}/", WORKERS, "see", setup=_with_mail),
+    "ticket_mail_attachment": Ticketed("/tickets/{n}/mail/attachments/{a}/", WORKERS, "see",
+                                       setup=_with_mail),
+    "ticket_mail_reply": Ticketed("/tickets/{n}/mail/reply/", WORKERS, None, "work",
+                                  _const({"reply-to": "ivan@example.com",
+                                          "reply-text": "The car is ready."}), _with_mail),
     "board_move": Ticketed("/board/move/", BOARD, None, "stage",
                            lambda k: {"number": k["n"], "stage": "new"}, _fill_new),
     "task_complete": Ticketed("/tasks/{t}/complete/", WORKERS, "see", "task",

@@ -21,7 +21,7 @@ import re
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from email.utils import formataddr
+from email.utils import formataddr, parseaddr
 
 from django.core.exceptions import ValidationError
 from django.core.files.base import File
@@ -216,9 +216,10 @@ def mail_reply(*, actor: User, ticket: Ticket, to: str | Sequence[str], subject:
 
 
 def _default_from() -> str:
+    """The bare address of ``ESTAFETA_MAIL_FROM`` (the name is the replying person's)."""
     from estafeta.notifications.mail import sender
 
-    return sender()
+    return parseaddr(sender())[1] or "estafeta@localhost"
 
 
 def _header(value: str, limit: int) -> str:
