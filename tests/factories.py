@@ -12,6 +12,7 @@ from estafeta.accounts.services import team_create, user_create
 from estafeta.clients.models import Client
 from estafeta.clients.services import client_create
 from estafeta.core import clock
+from estafeta.domain.codes import Channel
 from estafeta.pipelines.models import Pipeline
 from estafeta.pipelines.services import pipeline_load
 from estafeta.tasks.services import TaskDraft
@@ -92,3 +93,28 @@ def draft(title: str = "Follow up", kind: str = "call", assignee: User | None = 
           **delta: float) -> TaskDraft:
     return TaskDraft(kind=kind, title=title, due_at=later(**(delta or {"days": 1})),
                      assignee=assignee)
+
+
+def webform_sent(world: World, slug: str = "site") -> Any:
+    """A public web form, sent once by a visitor: its submission (and the ticket intake made)."""
+    from estafeta.webforms.services import Contact, webform_create, webform_submit
+
+    form = webform_create(actor=world.admin, slug=slug, pipeline=world.pipeline,
+                          title="Test drive")
+    return webform_submit(form=form, nonce="n" * 32, rendered_at=later(seconds=-10),
+                          contact=Contact(name="Visitor", email="visitor@example.com"),
+                          client_ip="10.0.0.1").submission
+
+
+def intake_rows(world: World) -> None:
+    """A client's email on their open ticket (an intake record and a reply task) and a second
+    ticket flagged as its possible duplicate: a row in every intake table."""
+    from estafeta.intake.models import DuplicateFlag
+    from estafeta.intake.services import Arrival, intake_arrival
+
+    out = intake_arrival(Arrival(channel=Channel.EMAIL, source="mailbox:test",
+                                 external_id="<news@example.com>", pipeline=world.pipeline.code,
+                                 emails=("ivan@example.com",), text="Any news?"))
+    twin = world.ticket(subject="The same car again", channel="email")
+    DuplicateFlag.objects.create(ticket=twin, of=out.ticket, record=out.record,
+                                 created_at=clock.now())

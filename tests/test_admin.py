@@ -34,7 +34,7 @@ from estafeta.tickets import services as ts
 from estafeta.tickets.models import Ticket
 
 from .dbstate import snapshot
-from .factories import PASSWORD, PIPELINES, World, later
+from .factories import PASSWORD, PIPELINES, World, later, webform_sent
 
 if TYPE_CHECKING:  # what the test client returns, as django-stubs names it
     from django.test.client import _MonkeyPatchedWSGIResponse as HttpResponse
@@ -73,6 +73,7 @@ def full(world: World) -> Full:
                     "assignee": "Ann", "promise": ""})
     webhook_endpoint_save(actor=world.admin, endpoint=WebhookEndpoint(
         url="https://crm.example/hook", secret="s" * 32))
+    webform_sent(world)
     checkpoint_create()
     return Full(world, t)
 

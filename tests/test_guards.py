@@ -27,7 +27,7 @@ from estafeta.tickets import services as ts
 from estafeta.tickets.models import Ticket
 
 from .conftest import IS_POSTGRES
-from .factories import World
+from .factories import World, webform_sent
 
 
 @pytest.fixture
@@ -50,6 +50,7 @@ def full(world: World, now: datetime) -> World:
                end="2026-11-30", amount="100")
     webhook_endpoint_save(actor=world.admin, endpoint=WebhookEndpoint(
         url="https://crm.example/hook", secret="s" * 32))
+    webform_sent(world)
     month_later = now + timedelta(days=30)
     with clock.frozen(month_later):  # the task is long overdue: an escalation and its notices
         monitor_pass(now=month_later)
