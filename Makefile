@@ -57,6 +57,12 @@ bench: $(BIN)/estafeta
 bench-large: $(BIN)/estafeta
 	$(BIN)/python bench/core.py --large-only --fresh-large --seed-rss 20000
 
+## bench-analytics: dashboards' time to first byte over 1,000,000 fully-historied tickets (PostgreSQL)
+.PHONY: bench-analytics
+BENCH_ANALYTICS_DB ?= postgres://postgres@127.0.0.1:5432/estafeta_bench_analytics
+bench-analytics: $(BIN)/estafeta
+	DATABASE_URL=$(BENCH_ANALYTICS_DB) $(BIN)/python bench/analytics.py all
+
 ## screenshots: pictures of the main pages for the README (docs/screenshots/)
 screenshots: $(BIN)/estafeta browser
 	$(BIN)/python scripts/screenshots.py
