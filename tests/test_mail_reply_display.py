@@ -265,3 +265,27 @@ def test_content_disposition_pairs_an_ascii_name_with_the_utf8_one() -> None:
         "attachment; filename=\"2026.xlsx\"; filename*=UTF-8''"
         "%D0%9F%D1%80%D0%B0%D0%B9%D1%81%202026.xlsx")
     assert ascii_fallback("Прайс.xlsx") == "attachment.xlsx"
+
+
+def test_the_thread_costs_the_same_queries_for_one_email_or_many(
+        world: World, mailbox: Mailbox) -> None:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    ticket = world.ticket(owner=world.ann)
+    _attachment(ticket, mailbox, "a.pdf", "application/pdf")
+    http = _http(world.ann)
+    http.get(f"/tickets/{ticket.number}/")  # warm the caches (pipeline version, session)
+    with CaptureQueriesContext(connection) as one:
+        assert http.get(f"/tickets/{ticket.number}/").status_code == 200
+    for n in range(2, 7):
+        m = _message(ticket, mailbox, f"<p>message {n}</p>", n)
+        path = default_storage.save("mail/test/blob", ContentFile(b"x"))
+        stored = StoredFile.objects.create(sha256="1" * 64, size=1, name="b", path=path,
+                                           content_type="text/plain", uploaded_at=clock.now())
+        MailAttachment.objects.create(message=m, file=stored, name=f"{n}.txt",
+                                      content_type="text/plain", size=1)
+    with CaptureQueriesContext(connection) as many:
+        page = http.get(f"/tickets/{ticket.number}/")
+    assert page.status_code == 200 and "message 6" in page.content.decode()
+    assert len(many) == len(one)
