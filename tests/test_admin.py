@@ -34,7 +34,7 @@ from estafeta.tickets import services as ts
 from estafeta.tickets.models import Ticket
 
 from .dbstate import snapshot
-from .factories import PASSWORD, PIPELINES, World, later, webform_sent
+from .factories import PASSWORD, PIPELINES, World, intake_rows, later, webform_sent
 
 if TYPE_CHECKING:  # what the test client returns, as django-stubs names it
     from django.test.client import _MonkeyPatchedWSGIResponse as HttpResponse
@@ -74,6 +74,7 @@ def full(world: World) -> Full:
     webhook_endpoint_save(actor=world.admin, endpoint=WebhookEndpoint(
         url="https://crm.example/hook", secret="s" * 32))
     webform_sent(world)
+    intake_rows(world)
     checkpoint_create()
     return Full(world, t)
 

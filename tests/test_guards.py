@@ -27,7 +27,7 @@ from estafeta.tickets import services as ts
 from estafeta.tickets.models import Ticket
 
 from .conftest import IS_POSTGRES
-from .factories import World, webform_sent
+from .factories import World, intake_rows, webform_sent
 
 
 @pytest.fixture
@@ -51,6 +51,7 @@ def full(world: World, now: datetime) -> World:
     webhook_endpoint_save(actor=world.admin, endpoint=WebhookEndpoint(
         url="https://crm.example/hook", secret="s" * 32))
     webform_sent(world)
+    intake_rows(world)
     month_later = now + timedelta(days=30)
     with clock.frozen(month_later):  # the task is long overdue: an escalation and its notices
         monitor_pass(now=month_later)
