@@ -5,7 +5,6 @@ and English; and the administrators' settings pages."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from datetime import datetime, timedelta
 from html import escape
 from typing import Any
@@ -50,8 +49,9 @@ def counts() -> tuple[int, ...]:
 class Visitor:
     """A browser on the form: opens it at one moment, sends it at another."""
 
-    def __init__(self, http: HttpClient | None = None, **headers: str) -> None:
+    def __init__(self, http: HttpClient | None = None, **headers: Any) -> None:
         self.http = http or HttpClient(**headers)
+        self.headers: dict[str, Any] = {}
 
     def open(self, slug: str = "site", query: str = "", at: datetime | None = None) -> Any:
         with clock.frozen(at or clock.now()):
@@ -71,8 +71,6 @@ class Visitor:
         data = {"token": token, "website": "", "lang": lang, **fields}
         with clock.frozen(opened + timedelta(seconds=after)):
             return self.http.post(f"/f/{slug}/", data, **self.headers)
-
-    headers: dict[str, str] = {}
 
 
 def thanks_page(visitor: Visitor, response: Any) -> str:
@@ -161,7 +159,7 @@ def test_a_phone_or_an_email_is_needed_and_the_values_are_kept(site_form: WebFor
     ({"email": "a@example.com", "name": "n" * 201}, "name", "at most 200 characters"),
 ])
 def test_bad_fields_are_shown_next_to_the_field_and_nothing_is_created(
-        site_form: WebForm, fields: dict[str, str], field: str, message: str) -> None:
+        site_form: WebForm, fields: dict[str, Any], field: str, message: str) -> None:
     before = counts()
     response = Visitor().send(lang="en", **fields)
     assert response.status_code == 400
@@ -462,13 +460,13 @@ def test_frame_origins_are_plain_site_addresses(raw: str, expected: str | None) 
 
 
 @pytest.fixture
-def admin_http(world: World) -> Iterator[HttpClient]:
+def admin_http(world: World) -> HttpClient:
     from estafeta.accounts.services import user_update
 
     user_update(actor=None, user=world.admin, language="en")
     http = HttpClient()
     http.force_login(world.admin)
-    yield http
+    return http
 
 
 def test_an_admin_creates_edits_and_switches_off_a_form(world: World,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from django.db import models
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from estafeta.core.models import UndeletableModel
 
@@ -25,19 +26,19 @@ FIELDS = ("name", "phone", "email", "message")
 
 
 class WebForm(UndeletableModel):
-    slug = models.SlugField(_("address"), max_length=60, unique=True)
+    slug = models.SlugField(pgettext_lazy("web form", "address"), max_length=60, unique=True)
     pipeline = models.ForeignKey("pipelines.Pipeline", on_delete=models.PROTECT,
                                  related_name="webforms", verbose_name=_("pipeline"))
     title = models.CharField(_("title"), max_length=200)
     is_active = models.BooleanField(_("accepts requests"), default=True)
-    name_field = models.CharField(_("name"), max_length=8, choices=FieldMode.choices,
-                                  default=FieldMode.OPTIONAL)
-    phone_field = models.CharField(_("phone"), max_length=8, choices=FieldMode.choices,
-                                   default=FieldMode.OPTIONAL)
-    email_field = models.CharField(_("email"), max_length=8, choices=FieldMode.choices,
-                                   default=FieldMode.OPTIONAL)
-    message_field = models.CharField(_("message"), max_length=8, choices=FieldMode.choices,
-                                     default=FieldMode.OPTIONAL)
+    name_field = models.CharField(pgettext_lazy("web form field", "name"), max_length=8,
+                                  choices=FieldMode.choices, default=FieldMode.OPTIONAL)
+    phone_field = models.CharField(pgettext_lazy("web form field", "phone"), max_length=8,
+                                   choices=FieldMode.choices, default=FieldMode.OPTIONAL)
+    email_field = models.CharField(pgettext_lazy("web form field", "email"), max_length=8,
+                                   choices=FieldMode.choices, default=FieldMode.OPTIONAL)
+    message_field = models.CharField(pgettext_lazy("web form field", "message"), max_length=8,
+                                     choices=FieldMode.choices, default=FieldMode.OPTIONAL)
     # Sites allowed to show the form in a frame, as origins ("https://dealer.example").
     frame_origins = models.JSONField(_("sites that may embed the form"), default=list,
                                      blank=True)
