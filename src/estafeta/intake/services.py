@@ -14,7 +14,7 @@ its number keeps resolving to the survivor) and ``duplicate_dismiss``.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -125,6 +125,9 @@ def _clean(arrival: Arrival) -> tuple[Channel, str, str, datetime]:
         raise BadInput(f"{arrival.channel!r} is not a channel", code="bad_channel") from None
     source = (arrival.source or "").strip()
     external_id = (arrival.external_id or "").strip()
+    if "\x00" in source or "\x00" in external_id:
+        raise BadInput("the source and external id cannot hold NUL characters",
+                       code="bad_external_id")
     if not source or len(source) > MAX_SOURCE:
         raise BadInput(f"the source must be 1-{MAX_SOURCE} characters", code="bad_source")
     if not external_id or len(external_id) > MAX_EXTERNAL_ID:
@@ -144,6 +147,10 @@ def _clean(arrival: Arrival) -> tuple[Channel, str, str, datetime]:
         raise BadInput(f"{arrival.activity.source!r} is not an activity source",
                        code="bad_source")
     return channel, source, external_id, when
+
+
+def _no_nul(value: str) -> str:
+    return (value or "").replace("\x00", "")
 
 
 def _usable(raw: tuple[str, ...], normalise: Any) -> list[str]:
@@ -190,14 +197,23 @@ def first_response_due(ticket: Ticket, now: datetime) -> datetime:
 # --- the arrival ---------------------------------------------------------------------------
 
 
-def _claim_key(source: str, external_id: str) -> None:
-    """On PostgreSQL a concurrent delivery of the same arrival waits here until the first one
-    commits, then finds its record (no wasted ticket number). The unique constraint decides
-    anyway (and does so alone on SQLite, whose writers are serialised)."""
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 7))",
-                           [f"intake\x00{source}\x00{external_id}"])
+def _advisory_locks(keys: list[str]) -> None:
+    """Transaction-level advisory locks on PostgreSQL (in one order, so never a deadlock);
+    SQLite serialises writers and needs none."""
+    if connection.vendor != "postgresql" or not keys:
+        return
+    with connection.cursor() as cursor:
+        for key in sorted(set(keys)):
+            cursor.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 7))", [key])
+
+
+def _claim_key(source: str, external_id: str, phones: list[str], emails: list[str]) -> None:
+    """A concurrent delivery of the same arrival waits here until the first one commits, then
+    finds its record (no wasted ticket number); two first messages from one new client wait
+    for each other, so the second finds the client (and the ticket) the first made. The unique
+    constraint on (source, external_id) decides anyway."""
+    _advisory_locks([f"intake|{len(source)}|{source}|{external_id}",
+                     *(f"intake-contact|{c}" for c in (*phones, *emails))])
 
 
 def _repeated(source: str, external_id: str) -> Outcome | None:
@@ -251,12 +267,17 @@ def intake_arrival(arrival: Arrival) -> Outcome:
     """Record one arrival (one transaction; may run inside the caller's, see the module
     docstring). Bad input raises ``BadInput`` and writes nothing."""
     channel, source, external_id, when = _clean(arrival)
+    # NUL characters cannot be stored (PostgreSQL text); nothing else is lost with them.
+    arrival = replace(arrival, name=_no_nul(arrival.name), subject=_no_nul(arrival.subject),
+                      text=_no_nul(arrival.text),
+                      phones=tuple(_no_nul(p) for p in arrival.phones),
+                      emails=tuple(_no_nul(e) for e in arrival.emails))
     phones = _usable(arrival.phones, normalise_phone)
     emails = _usable(arrival.emails, normalise_email)
     subject = _subject(arrival, channel)
     text = (arrival.text or "").strip()
     with transaction.atomic():
-        _claim_key(source, external_id)
+        _claim_key(source, external_id, phones, emails)
         seen = _repeated(source, external_id)
         if seen is not None:
             return seen
@@ -326,7 +347,7 @@ def _log_activity(arrival: Arrival, ticket: Ticket, when: datetime,
     spec = arrival.activity
     if spec is None:
         return None
-    note = (spec.note or "").strip() or text
+    note = _no_nul(spec.note).strip() or text
     return activity_log(actor=None, ticket=ticket, kind=spec.kind, direction=spec.direction,
                         outcome=spec.outcome, duration_seconds=spec.duration_seconds,
                         occurred_at=when, note=note[:MAX_TEXT], source=spec.source)
