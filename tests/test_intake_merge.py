@@ -181,3 +181,58 @@ def test_channel_enum_accepts_plain_strings(world: World) -> None:
                                  external_id="42", pipeline="sales", phones=("+79123456789",),
                                  text="Hi"))
     assert out.ticket.channel == Channel.MESSENGER
+
+
+# --- API and the pipeline file -----------------------------------------------------------
+
+
+def test_api_lists_merges_and_dismisses_flags(world: World) -> None:
+    from rest_framework.test import APIClient
+
+    old, new, flag = flagged(world)
+    api = APIClient()
+    api.force_authenticate(world.head)
+    listed = api.get("/api/v1/duplicates/").json()
+    assert [(r["ticket"], r["of"], r["status"]) for r in listed["results"]] == [
+        (new.number, old.number, "open")]
+    api.force_authenticate(world.other_head)
+    assert api.get("/api/v1/duplicates/").json()["results"] == []
+    assert api.post(f"/api/v1/duplicates/{flag.pk}/merge/", {}, format="json").status_code == 404
+    api.force_authenticate(world.ann)
+    assert api.post(f"/api/v1/duplicates/{flag.pk}/dismiss/", {},
+                    format="json").status_code == 403
+    api.force_authenticate(world.head)
+    merged = api.post(f"/api/v1/duplicates/{flag.pk}/merge/", {"note": "same"}, format="json")
+    assert merged.status_code == 200 and merged.json()["number"] == old.number
+    again = api.post(f"/api/v1/duplicates/{flag.pk}/dismiss/", {}, format="json")
+    assert again.status_code == 404  # decided flags are no longer open
+
+
+def test_api_dismiss_answers_the_flag(world: World) -> None:
+    from rest_framework.test import APIClient
+
+    _, new, flag = flagged(world)
+    api = APIClient()
+    api.force_authenticate(world.director)
+    answer = api.post(f"/api/v1/duplicates/{flag.pk}/dismiss/", {"note": "n" * 2001},
+                      format="json")
+    assert answer.status_code == 400
+    answer = api.post(f"/api/v1/duplicates/{flag.pk}/dismiss/", {"note": "other"},
+                      format="json")
+    assert answer.status_code == 200 and answer.json()["status"] == "dismissed"
+    assert answer.json()["ticket"] == new.number
+
+
+@pytest.mark.parametrize(("intake", "problem"), [
+    ("{duplicates: merge}", "intake.duplicates"),
+    ("{first_response: 0m}", "intake.first_response"),
+    ("{first_response: soon}", "intake.first_response"),
+    ("{reply: true}", "intake.reply"),
+])
+def test_pipeline_intake_section_is_validated(world: World, intake: str, problem: str) -> None:
+    from estafeta.domain.errors import PipelineInvalid
+
+    with pytest.raises(PipelineInvalid) as caught:
+        set_intake(world, intake)
+    assert any(p.startswith(problem) for p in caught.value.params["problems"]), (
+        caught.value.params)
