@@ -182,9 +182,10 @@ def _compare(current: Table, previous: Table, keys: tuple[str, ...], column: str
     return out
 
 
-def lead_volume_by_channel(period: Period, cut: Cut) -> Comparison:
-    """K2 leads by channel in the period against the previous period."""
-    current, previous = k2_leads(period, cut), k2_leads(period.previous(), cut)
+def lead_volume_by_channel(period: Period, cut: Cut, *, figure: Any = k2_leads) -> Comparison:
+    """K2 leads by channel in the period against the previous period (``figure``: K2 or its
+    rollup)."""
+    current, previous = figure(period, cut), figure(period.previous(), cut)
     return Comparison(current, previous, _compare(current, previous, ("channel",), "leads"))
 
 
@@ -193,14 +194,15 @@ def _month_back(day: date, months: int) -> date:
     return date(index // 12, index % 12 + 1, 1)
 
 
-def average_deal_by_month(period: Period, cut: Cut, *, months: int = 6) -> list[dict[str, Any]]:
+def average_deal_by_month(period: Period, cut: Cut, *, months: int = 6,
+                          figure: Any = k10_outcomes) -> list[dict[str, Any]]:
     """Won deals, revenue and average deal (revenue / won) per month and currency, for the
     ``months`` months ending with the month of the period's last day (from K10)."""
     out = []
     for back in range(months - 1, -1, -1):
         first = _month_back(period.last, back)
         month = Period.month(first.year, first.month)
-        for row in k10_outcomes(month, cut).rollup("currency"):
+        for row in figure(month, cut).rollup("currency"):
             if row["won"]:
                 out.append({"month": month.label, "currency": row["currency"],
                             "won": row["won"], "revenue": row["revenue"],
@@ -244,7 +246,7 @@ def largest_loss(table: Table) -> dict[str, Any] | None:
 NEXT_STEP = (MoveKind.FORWARD, MoveKind.SKIP)
 
 
-def stage_conversion(period: Period, cut: Cut) -> Comparison:
+def stage_conversion(period: Period, cut: Cut, *, figure: Any = k4_transitions) -> Comparison:
     """Per stage, the tickets that left it in the period (K4 moves out of it: forward, skip,
     backward, closed as lost; reopenings leave no open stage) and how many went on to a later
     stage (forward or skip, into the won stage included): ``next_share`` = next / exits, for
@@ -261,7 +263,7 @@ def stage_conversion(period: Period, cut: Cut) -> Comparison:
                 cell["next"] += row["moves"]
         return out
 
-    current, previous = k4_transitions(period, cut), k4_transitions(period.previous(), cut)
+    current, previous = figure(period, cut), figure(period.previous(), cut)
     now, before = rows(current), rows(previous)
     out = []
     for key in sorted(set(now) | set(before)):

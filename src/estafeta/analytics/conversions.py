@@ -209,19 +209,21 @@ def k7_lead_to_sale(period: Period, cut: Cut, *, window: timedelta = DEFAULT_WIN
 # --- K7 win rate and raw activity ratios ---------------------------------------------------
 
 
-def win_rate(period: Period, cut: Cut, *keys: str) -> list[dict[str, Any]]:
+def win_rate(period: Period, cut: Cut, *keys: str, figure: Any = k10_outcomes
+             ) -> list[dict[str, Any]]:
     """won / (won + lost) among the deals closed in the period (K10: by closing date, owner at
     the outcome; outcomes undone by a reopening count nowhere), grouped by K10 ``keys``."""
-    rows = k10_outcomes(period, cut).rollup(*keys)
+    rows = figure(period, cut).rollup(*keys)
     return [{**{k: row[k] for k in keys}, "won": row["won"], "lost": row["lost"],
              "win_rate": rate(row["won"], row["won"] + row["lost"])} for row in rows]
 
 
-def activity_ratios(period: Period, cut: Cut) -> list[dict[str, Any]]:
+def activity_ratios(period: Period, cut: Cut, *, figure: Any = k1_contacts
+                    ) -> list[dict[str, Any]]:
     """Per performer, counts of K1 activities in the period divided by each other. These are
     ratios, not conversions: the calls need not follow the emails or be on the same tickets."""
     rows = []
-    for row in k1_contacts(period, cut).rows:
+    for row in figure(period, cut).rows:
         held = row["videos_held"] + row["meetings_held"]
         rows.append({"performer": row["performer"],
                      "calls_per_email_ratio": rate(row["calls_connected"], row["emails_out"]),

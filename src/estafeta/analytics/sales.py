@@ -134,10 +134,11 @@ def _sales_by_key(table: Table) -> dict[tuple[str | None, str], Sales]:
             for row in table.rollup("segment", "currency") if row["won"]}
 
 
-def k5_dynamics(period: Period, cut: Cut, bucket: str = "month") -> Dynamics:
+def k5_dynamics(period: Period, cut: Cut, bucket: str = "month", *,
+                figure: Any = k10_outcomes) -> Dynamics:
     """Won count, revenue and average deal per bucket, segment (as of the win) and currency,
     with the previous bucket and the same bucket a year earlier. Reads two queries per bucket
-    compared, whatever the number of tickets."""
+    compared, whatever the number of tickets. ``figure``: K10 or its rollup."""
     current = buckets(period, bucket)
     wanted: dict[str, Period] = {b.label: b for b in current}
     wanted[current[0].previous().label] = current[0].previous()
@@ -145,7 +146,7 @@ def k5_dynamics(period: Period, cut: Cut, bucket: str = "month") -> Dynamics:
         ago = year_ago(b)
         if ago is not None:
             wanted[ago.label] = ago
-    tables = {label: k10_outcomes(p, cut) for label, p in wanted.items()}
+    tables = {label: figure(p, cut) for label, p in wanted.items()}
     sales = {label: _sales_by_key(t) for label, t in tables.items()}
     keys = sorted({k for label in sales for k in sales[label]},
                   key=lambda k: (k[0] is None, k[0] or "", k[1]))

@@ -199,6 +199,13 @@ def ticket_event(
     ticket: Ticket, type: EventType, actor: User | None, payload: Mapping[str, Any],
     *, new_stream: bool = False,
 ) -> Event:
-    """An event on a ticket's stream, recording the owner the ticket has at this moment."""
-    return event_record(stream=ticket.stream, type=type, actor=actor, payload=payload,
-                        ticket=ticket, owner_id=ticket.owner_id, new_stream=new_stream)
+    """An event on a ticket's stream, recording the owner the ticket has at this moment.
+
+    The analytics rollups of the ticket are brought in step in the same transaction
+    (docs/analytics-scale.md)."""
+    from estafeta.analytics.rollup import on_ticket_event
+
+    event = event_record(stream=ticket.stream, type=type, actor=actor, payload=payload,
+                         ticket=ticket, owner_id=ticket.owner_id, new_stream=new_stream)
+    on_ticket_event(ticket.pk)
+    return event

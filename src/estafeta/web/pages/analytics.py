@@ -24,7 +24,7 @@ from django.utils.translation import pgettext_lazy
 from django.views.decorators.http import require_GET
 
 from estafeta.accounts.models import User
-from estafeta.analytics import charts
+from estafeta.analytics import charts, rollup
 from estafeta.analytics.access import (
     ANALYTICS_ROLES,
     PERSON_KEYS,
@@ -251,7 +251,7 @@ def key_label(key: str, value: Any, names: dict[int, str]) -> str:
 
 
 def build_cards(period: Period, cut: Cut, energy: bool = False) -> list[Card]:
-    tables = [FIGURES[code](period, cut) for code in FIGURES]
+    tables = [rollup.table(code, period, cut) for code in FIGURES]
     people: set[int] = set()
     built = []
     for table in tables:
@@ -299,7 +299,7 @@ def trend_of(period: Period, cut: Cut, count: int = 6) -> str:
     periods = [period]
     while len(periods) < count:
         periods.insert(0, periods[0].previous())
-    points = [(p.label, FIGURES["K10"](p, cut).total("won")) for p in periods]
+    points = [(p.label, rollup.table("K10", p, cut).total("won")) for p in periods]
     return charts.line(points, _("Deals won, period by period"))
 
 
@@ -507,8 +507,8 @@ class K7Card:
 
 def k7_card(period: Period, cut: Cut) -> K7Card:
     built = [(part, *k7_rows(period, cut, part)) for part in K7_PARTS]
-    wins = win_rate(period, cut, "owner")
-    ratios = activity_ratios(period, cut)
+    wins = win_rate(period, cut, "owner", figure=rollup.source("K10"))
+    ratios = activity_ratios(period, cut, figure=rollup.source("K1"))
     people = {row[k] for _p, _t, keys, rows, _tot in built for row in rows for k in keys
               if k in PERSON_KEYS and row[k]}
     people |= {r["owner"] for r in wins if r["owner"]} | {r["performer"] for r in ratios
@@ -584,12 +584,12 @@ def k7_export(period: Period, cut: Cut, part: str) -> tuple[list[str], list[list
 def k7_extra_export(period: Period, cut: Cut, which: str) -> tuple[list[str], list[list[Any]]]:
     """K7 win rate (``win_rate``) or raw activity ratios (``ratios``) for the report."""
     if which == "win_rate":
-        wins = win_rate(period, cut, "owner")
+        wins = win_rate(period, cut, "owner", figure=rollup.source("K10"))
         names = person_names({r["owner"] for r in wins if r["owner"]})
         return ([column_title(c) for c in ("owner", "won", "lost", "win_rate")],
                 [[key_label("owner", r["owner"], names), r["won"], r["lost"],
                   percent(r["win_rate"])] for r in wins])
-    ratios = activity_ratios(period, cut)
+    ratios = activity_ratios(period, cut, figure=rollup.source("K1"))
     names = person_names({r["performer"] for r in ratios if r["performer"]})
     return ([column_title(c) for c in ("performer", "calls_per_email_ratio",
                                        "presentations_per_call_ratio")],
@@ -740,11 +740,13 @@ def read_k12_part(data: Any) -> str:
     return str(part)
 
 
-def k12_rows(period: Period, cut: Cut, part: str
+def k12_rows(period: Period, cut: Cut, part: str, fast: bool = False
              ) -> tuple[Table, tuple[str, ...], list[dict[str, Any]], dict[str, Any]]:
-    """One K12 table by its keys, with ``rate`` (None when nothing is divided) and the total."""
+    """One K12 table by its keys, with ``rate`` (None when nothing is divided) and the total;
+    ``fast``: escalations from the rollups (rows only, no drill-down)."""
     figure, keys, ratio, _title = K12_PARTS[part]
-    table: Table = figure(period, cut)
+    table: Table = (rollup.table("ESC", period, cut) if fast and part == "escalations"
+                    else figure(period, cut))
     rows = table.rollup(*keys)
     total = (table.rollup() or [dict.fromkeys(table.columns, 0)])[0]
     if ratio is not None:
@@ -773,7 +775,7 @@ class PartsCard:
 
 
 def k12_card(period: Period, cut: Cut) -> PartsCard:
-    built = [(part, *k12_rows(period, cut, part)) for part in K12_PARTS]
+    built = [(part, *k12_rows(period, cut, part, fast=True)) for part in K12_PARTS]
     names = person_names({row[k] for _p, _t, keys, rows, _tot in built for row in rows
                           for k in keys if k in PEOPLE and row[k]})
     tables = []
@@ -794,7 +796,7 @@ def k12_card(period: Period, cut: Cut) -> PartsCard:
 
 
 def k12_export(period: Period, cut: Cut, part: str) -> tuple[list[str], list[list[Any]]]:
-    table, keys, rows, total = k12_rows(period, cut, part)
+    table, keys, rows, total = k12_rows(period, cut, part, fast=True)
     has_rate = K12_PARTS[part][2] is not None
     names = person_names({row[k] for row in rows for k in keys if k in PEOPLE and row[k]})
     headers = [column_title(c) for c in (*keys, *table.columns,
@@ -849,19 +851,25 @@ def _stage_exits(current: Table) -> Table:
                      for f in current.facts if f.keys["kind"] != MoveKind.REOPEN))
 
 
-def growth_rows(period: Period, cut: Cut, part: str
+def growth_rows(period: Period, cut: Cut, part: str, fast: bool = False
                 ) -> tuple[list[dict[str, Any]], Table | None, dict[str, Any] | None]:
     """A growth part's rows (plain values), the table its counts drill into (None for the
-    average deal, whose counts drill into K10 of each month) and the largest loss."""
+    average deal, whose counts drill into K10 of each month) and the largest loss. ``fast``:
+    from the rollups (the rows only: the tables then list no tickets)."""
     if part == "channels":
-        comparison = lead_volume_by_channel(period, cut)
+        comparison = lead_volume_by_channel(
+            period, cut, **({"figure": rollup.source("K2")} if fast else {}))
         return comparison.rows, comparison.current, None
     if part == "average_deal":
-        return average_deal_by_month(period, cut), None, None
+        return average_deal_by_month(
+            period, cut, figure=rollup.source("K10") if fast else k10_outcomes), None, None
     if part == "lost_value":
-        table = lost_value_by_stage(period, cut)
+        table = rollup.table("LOST", period, cut) if fast else lost_value_by_stage(period, cut)
         return table.rows, table, largest_loss(table)
-    comparison = stage_conversion(period, cut)
+    comparison = stage_conversion(period, cut,
+                                  **({"figure": rollup.source("K4")} if fast else {}))
+    if fast:
+        return comparison.rows, None, None
     return comparison.rows, _stage_exits(comparison.current), None
 
 
@@ -883,7 +891,7 @@ GROWTH_LINKS = {"channels": ("leads", ("channel",), "leads"),
 def growth_card(period: Period, cut: Cut) -> PartsCard:
     tables = []
     for part, title in GROWTH_PARTS.items():
-        rows, _table, largest = growth_rows(period, cut, part)
+        rows, _table, largest = growth_rows(period, cut, part, fast=True)
         columns = GROWTH_COLUMNS[part]
         shown = []
         for row in rows:
@@ -919,7 +927,7 @@ class GrowthTable:
 
 
 def growth_export(period: Period, cut: Cut, part: str) -> tuple[list[str], list[list[Any]]]:
-    rows = growth_rows(period, cut, part)[0]
+    rows = growth_rows(period, cut, part, fast=True)[0]
     columns = GROWTH_COLUMNS[part]
     return ([column_title(c) for c in columns],
             [[growth_text(c, r[c]) if c in ("change_share", "next_share", "previous_share",
@@ -964,7 +972,8 @@ def plain_text(value: Any) -> str:
 
 
 def k5_rows(period: Period, cut: Cut, bucket: str) -> list[dict[str, Any]]:
-    return [row.as_dict() for row in k5_dynamics(period, cut, bucket).rows]
+    return [row.as_dict() for row in k5_dynamics(period, cut, bucket,
+                                                 figure=rollup.source("K10")).rows]
 
 
 @dataclass
@@ -1226,7 +1235,7 @@ def figure_export(request: HttpRequest, figure: str) -> HttpResponse:
             headers, rows = k7_export(period, cut, part)
             return export_response(rows, headers, f"K7-{part}-{period.label}",
                                    request.GET.get("format") or "xlsx")
-        headers, rows = export_rows(FIGURES[figure](period, cut))
+        headers, rows = export_rows(rollup.table(figure, period, cut))
         return export_response(rows, headers, f"{figure}-{period.label}",
                                request.GET.get("format") or "xlsx")
     except EstafetaError as exc:
