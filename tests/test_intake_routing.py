@@ -123,7 +123,8 @@ def test_threaded_ticket_wins_and_closed_ticket_gets_a_flagged_new_one(world: Wo
     assert ticket.pk != again.ticket.pk
 
 
-def test_missed_call_plans_a_call_back_once(world: World) -> None:
+def test_missed_call_plans_a_call_back_once(world: World, settings: Any) -> None:
+    settings.LANGUAGE_CODE = "en"  # stored titles are in the company's language
     missed = ActivitySpec(kind="call", direction="in", outcome="no_answer",
                           source=ActivitySource.TELEPHONY)
     call = Arrival(channel=Channel.PHONE, source="telephony:t", external_id="call-1",
@@ -142,7 +143,8 @@ def test_missed_call_plans_a_call_back_once(world: World) -> None:
     assert FollowUp.objects.count() == 1
 
 
-def test_no_usable_contact_still_makes_a_ticket(world: World) -> None:
+def test_no_usable_contact_still_makes_a_ticket(world: World, settings: Any) -> None:
+    settings.LANGUAGE_CODE = "en"
     out = intake_arrival(Arrival(channel=Channel.WEB_FORM, source="form:main", external_id="s1",
                                  pipeline="sales", phones=("not a phone",), emails=("@@",),
                                  text="Call me maybe"))
@@ -169,3 +171,15 @@ def test_future_time_is_clamped_and_ticket_status(world: World) -> None:
     out = intake_arrival(mail(occurred_at=clock.now() + timedelta(days=2)))
     assert out.record.occurred_at == clock.now()
     assert out.ticket.status == TicketStatus.OPEN
+
+
+def test_stored_titles_follow_the_company_language(world: World, settings: Any) -> None:
+    from django.utils import translation
+
+    settings.LANGUAGE_CODE = "ru"
+    with translation.override("en"):  # whoever is active, the company's language is stored
+        out = intake_arrival(Arrival(channel=Channel.PHONE, source="telephony:t",
+                                     external_id="x", pipeline="sales"))
+    with translation.override("ru"):
+        assert out.ticket.client.name == translation.gettext("Unknown client")
+        assert out.ticket.subject == translation.gettext("Request by phone")

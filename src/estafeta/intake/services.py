@@ -18,8 +18,10 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
+from django.conf import settings
 from django.db import IntegrityError, connection, transaction
-from django.utils import timezone
+from django.utils import timezone, translation
+from django.utils.translation import gettext_noop
 
 from estafeta.accounts.models import User
 from estafeta.accounts.selectors import actor_facts
@@ -163,9 +165,23 @@ def _usable(raw: tuple[str, ...], normalise: Any) -> list[str]:
     return list(dict.fromkeys(out))
 
 
+def _company(text: str) -> str:
+    """Stored text (task titles, placeholder names) in the company's language, as people
+    reading the ticket later see it (not in the language of whoever happens to be active)."""
+    with translation.override(settings.LANGUAGE_CODE):
+        return translation.gettext(text)
+
+
 def _client_name(arrival: Arrival, emails: list[str], phones: list[str]) -> str:
     name = " ".join((arrival.name or "").split())[:200]
-    return name or (emails[0] if emails else phones[0] if phones else "Unknown client")
+    return name or (emails[0] if emails else phones[0] if phones else _company(
+        gettext_noop("Unknown client")))
+
+
+_CHANNEL_SUBJECTS = {Channel.EMAIL: gettext_noop("Request by email"),
+                     Channel.WEB_FORM: gettext_noop("Request from the web form"),
+                     Channel.PHONE: gettext_noop("Request by phone"),
+                     Channel.MESSENGER: gettext_noop("Request by messenger")}
 
 
 def _subject(arrival: Arrival, channel: Channel) -> str:
@@ -173,7 +189,8 @@ def _subject(arrival: Arrival, channel: Channel) -> str:
     if not subject:
         first = next((line for line in (arrival.text or "").splitlines() if line.strip()), "")
         subject = " ".join(first.split())
-    return (subject or f"Request via {channel.value}")[:MAX_SUBJECT]
+    return (subject or _company(_CHANNEL_SUBJECTS.get(channel, gettext_noop("Request"))))[
+        :MAX_SUBJECT]
 
 
 # --- pipeline settings ---------------------------------------------------------------------
@@ -371,7 +388,8 @@ def _missed_call(spec: ActivitySpec | None) -> bool:
 
 # --- reply and call-back tasks -------------------------------------------------------------
 
-_TITLES = {FollowUpKind.REPLY: "Reply to the client", FollowUpKind.CALLBACK: "Call the client back"}
+_TITLES = {FollowUpKind.REPLY: gettext_noop("Reply to the client"),
+           FollowUpKind.CALLBACK: gettext_noop("Call the client back")}
 _KINDS = {FollowUpKind.REPLY: TaskKind.EMAIL, FollowUpKind.CALLBACK: TaskKind.CALL}
 
 
@@ -401,7 +419,7 @@ def _follow_up(ticket: Ticket, kind: FollowUpKind, record: IntakeRecord | None,
         log.warning("%s: nobody active to answer the client", ticket.number)
         return None
     visit = StageVisit.objects.filter(ticket=ticket, closed_at__isnull=True).first()
-    task = task_insert(ticket=ticket, visit=visit, kind=_KINDS[kind], title=_TITLES[kind],
+    task = task_insert(ticket=ticket, visit=visit, kind=_KINDS[kind], title=_company(_TITLES[kind]),
                        assignee=assignee, due_at=first_response_due(ticket, now), actor=None,
                        now=now)
     FollowUp.objects.create(task=task, ticket=ticket, kind=kind, record=record, created_at=now)

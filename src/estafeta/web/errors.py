@@ -49,6 +49,12 @@ MESSAGES: dict[str, Promise] = {
     "ticket_closed": _("This ticket is closed."),
     "ticket_void": _("This ticket is void."),
     "ticket_open": _("This ticket is open."),
+    # merging (intake)
+    "bad_merge": _("A ticket cannot be merged into itself."),
+    "merge_into_void": _("That ticket is void; merge into the ticket it became."),
+    "merge_other_pipeline": _("Tickets of different pipelines are not merged."),
+    "flag_decided": _("This possible duplicate has already been decided."),
+    "unknown_flag": _("There is no such possible duplicate."),
     "bad_subject": _("The ticket needs a subject."),
     "bad_amount": _("Enter an amount greater than zero, like 1 250 000 or 99.50."),
     "bad_currency": _("Enter a currency code like RUB."),
