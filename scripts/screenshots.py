@@ -2,7 +2,8 @@
 
 Builds the demo dealership in its own data directory (once), serves it with ``estafeta serve``
 on a free loopback port and photographs the pages in Debian's Chromium as the demo people see
-them, in Russian. Writes ``docs/screenshots/*.png``.
+them, in Russian. Writes ``docs/screenshots/*.png``; ``scripts/screenshots.py analytics-head``
+takes only the named ones.
 """
 
 from __future__ import annotations
@@ -14,8 +15,10 @@ import socket
 import subprocess
 import sys
 import time
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from playwright.sync_api import sync_playwright
 
@@ -36,7 +39,15 @@ SHOTS: list[tuple[str, str, str]] = [
     ("board", "sokolova", "/board/"),
     ("team", "sokolova", "/team/"),
     ("settings", "admin", "/settings/"),
+    ("analytics-director", "morozov", "/analytics/?period={last90}"),
+    ("analytics-head", "sokolova", "/analytics/?period={last90}#K9"),
 ]
+
+
+def last_90_days() -> str:
+    """The analytics period of the demo's last 90 days (its history ends today)."""
+    today = datetime.now(ZoneInfo("Europe/Moscow")).date()
+    return f"{today - timedelta(days=89)}..{today}"
 
 
 def free_port() -> int:
@@ -80,7 +91,10 @@ def main() -> None:
             browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True,
                                          args=["--no-sandbox", "--disable-gpu"])
             who, context, page, last_ticket = None, None, None, ""
+            wanted = set(sys.argv[1:])
             for name, person, path in SHOTS:
+                if wanted and name not in wanted:
+                    continue  # ("ticket" needs "my-tasks" before it to find its ticket)
                 if person != who or context is None:
                     if context is not None:
                         context.close()
@@ -93,6 +107,7 @@ def main() -> None:
                 assert page is not None
                 if path == "ticket":
                     path = last_ticket
+                path = path.replace("{last90}", last_90_days())
                 page.goto(base + path)
                 page.wait_for_load_state("networkidle")
                 found = re.search(r'href="(/tickets/[A-Z]+-\d{4}-\d+/)"', page.content())

@@ -7,6 +7,7 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from datetime import datetime
 from fractions import Fraction
+from itertools import pairwise
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -36,7 +37,7 @@ MSK = ZoneInfo("Europe/Moscow")
 
 
 def parse(svg: str) -> ET.Element:
-    root = ET.fromstring(svg)
+    root = ET.fromstring(svg)  # noqa: S314 - our own output, not untrusted input
     assert root.tag == f"{SVG}svg"
     return root
 
@@ -100,7 +101,8 @@ def test_nice_axis_ends() -> None:
 def test_spreads_place_median_p80_and_the_open_stay_on_one_axis() -> None:
     root = parse(spreads([Spread("new", 5, 1.0, 2.0, 4.0, 8.0, 10.0),
                           Spread("offer", 0, None, None, None, None, 3.0)],
-                         "t", "hours", "median", "p80", "oldest open"))
+                         "t", "hours", "median", "p80", "oldest open", width=WIDTH,
+                         label=LABEL))
     span = WIDTH - LABEL - 20
     top = 10.0  # the oldest open stay is the largest value: the axis ends at 10
 
@@ -119,12 +121,36 @@ def test_spreads_place_median_p80_and_the_open_stay_on_one_axis() -> None:
     assert float((opens[1].get("points") or "").split()[0].split(",")[0]) == x(3.0)
     assert len(rects(root, "box")) == 1
     ticks = [t for t in texts(root) if t.replace(".", "").isdigit()]
-    assert ticks == ["0.0", "2.5", "5.0", "7.5", "10"]
+    assert ticks == ["0", "2.5", "5", "7.5", "10"]
     assert "new (5)" in texts(root) and "hours" in texts(root)
     tips = ["".join(t.itertext()) for t in root.iter(f"{SVG}title")]
     assert "new: median 2.0, p80 4.0 hours" in tips
     assert "offer: oldest open 3.0 hours" in tips
     assert spreads([], "t", "h", "m", "p", "o") == ""
+
+
+def test_long_labels_are_cut_to_fit_with_the_whole_label_in_the_tooltip() -> None:
+    long = "Оформленные документы и ещё очень длинное название"
+    root = parse(bars([(long, 3)], "t"))
+    [label] = [t for t in root.iter(f"{SVG}text") if t.get("class") == "label"]
+    shown = label.text or ""
+    assert shown == "" and (label[0].tail or "").endswith("…")
+    assert len(label[0].tail or "") * 7.5 <= LABEL and label[0].text == long
+    assert "short" in "".join(parse(funnel([("short", 1)], "t")).itertext())
+
+
+def test_a_long_trend_shows_every_dot_but_thins_its_labels() -> None:
+    points = [(f"2026-{m:02d}-01..2026-{m:02d}-28", m) for m in range(1, 13)]
+    root = parse(line(points, "t"))
+    assert len(list(root.iter(f"{SVG}circle"))) == 12
+    labels = [t for t in root.iter(f"{SVG}text") if t.get("class") == "label"]
+    assert 1 < len(labels) < 12
+    xs = [float(t.get("x") or 0) for t in labels]
+    widest = max(len(t.text or "") for t in labels) * 7.5
+    assert all(b - a >= widest for a, b in pairwise(xs))  # no overlap
+    assert min(xs) - widest / 2 >= 0 and max(xs) + widest / 2 <= WIDTH  # inside the picture
+    values = [t.text for t in root.iter(f"{SVG}text") if t.get("class") == "value"]
+    assert values == [str(m) for m in range(1, 13)]
 
 
 @pytest.mark.parametrize("draw", [
@@ -180,3 +206,28 @@ def test_the_dashboard_draws_conversion_bars_and_the_time_in_stage_spread(world:
     assert 'class="bar funnel"' in k8 and 'class="bar share"' in k8
     text = answer.content.decode()
     assert 'class="box"' in text and 'class="median"' in text
+
+
+def test_the_energy_column_lines_up_with_its_header(world: World) -> None:
+    import re
+
+    w = world
+    from estafeta.tickets.services import activity_log
+
+    with clock.frozen(at(2, 10)):
+        ticket = w.ticket(owner=w.ann)
+        activity_log(actor=w.ann, ticket=ticket, kind="call", direction="out",
+                     outcome="connected")
+    client = HttpClient()
+    assert client.login(username=w.director.username, password=PASSWORD)
+    with clock.frozen(at(30)):
+        text = client.get("/analytics/?period=2026-11").content.decode()
+    k1 = text[text.index('id="K1"'):]
+    k1 = k1[:k1.index("</table>")]
+    headers = re.findall(r"<th[\s>][^>]*>?", k1)
+    assert 'class="energy"' in headers[-1]
+    rows = re.findall(r"<tr>(.*?)</tr>", k1.split("<tbody>")[1], re.S)
+    assert rows
+    for row in rows:
+        cells = re.findall(r"<td[^>]*>", row)
+        assert len(cells) == len(headers) and 'class="energy"' in cells[-1]

@@ -33,6 +33,15 @@ def _num(value: Number) -> str:
     return str(value)
 
 
+CHAR = 7.5  # the width of a character of an 11px label (Cyrillic included), roughly
+
+
+def _fit(label: str, width: float) -> str:
+    """``label`` cut with "…" to fit ``width`` pixels (the whole label stays in the tooltip)."""
+    room = max(int(width / CHAR), 4)
+    return label if len(label) <= room else label[:room - 1] + "…"
+
+
 def _svg(width: int, height: int, title: str, body: SafeString) -> SafeString:
     return format_html(
         '<svg class="chart" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {} {}" width="{}" '
@@ -50,10 +59,10 @@ def bars(items: Sequence[Item], title: str) -> SafeString:
     for i, (label, value) in enumerate(items):
         y = i * ROW
         length = round(span * max(float(value), 0) / top, 1)
-        rows.append((LABEL - 6, y + 15, label, LABEL, y + 4, length, LABEL + length + 4, y + 15,
-                     _num(value)))
+        rows.append((LABEL - 6, y + 15, label, _fit(label, LABEL - 8), LABEL, y + 4, length,
+                     LABEL + length + 4, y + 15, _num(value)))
     body = format_html_join(
-        "", '<text class="label" x="{}" y="{}" text-anchor="end">{}</text>'
+        "", '<text class="label" x="{}" y="{}" text-anchor="end"><title>{}</title>{}</text>'
         '<rect class="bar" x="{}" y="{}" width="{}" height="14"></rect>'
         '<text class="value" x="{}" y="{}">{}</text>', rows)
     return _svg(WIDTH, len(items) * ROW + 4, title, body)
@@ -73,11 +82,12 @@ def funnel(steps: Sequence[Item], title: str) -> SafeString:
         length = round(span * max(float(value), 0) / top, 1)
         share = ("" if previous is None else
                  f" ({round(100 * float(value) / previous)}%)" if previous else " (-)")
-        rows.append((LABEL - 6, y + 16, label, round(middle - length / 2, 1), y + 4,
-                     max(length, 1), middle, y + 16, f"{_num(value)}{share}"))
+        rows.append((LABEL - 6, y + 16, label, _fit(label, LABEL - 8),
+                     round(middle - length / 2, 1), y + 4, max(length, 1), middle, y + 16,
+                     f"{_num(value)}{share}"))
         previous = float(value)
     body = format_html_join(
-        "", '<text class="label" x="{}" y="{}" text-anchor="end">{}</text>'
+        "", '<text class="label" x="{}" y="{}" text-anchor="end"><title>{}</title>{}</text>'
         '<rect class="bar funnel" x="{}" y="{}" width="{}" height="18"></rect>'
         '<text class="value" x="{}" y="{}" text-anchor="middle">{}</text>', rows)
     return _svg(WIDTH, len(steps) * (ROW + 6) + 4, title, body)
@@ -88,16 +98,23 @@ def line(points: Sequence[Item], title: str, height: int = 120) -> SafeString:
     if not points:
         return mark_safe("")
     top = max((float(v) for _, v in points), default=0) or 1.0
-    pad, bottom = 20, height - 24
+    widest = max(len(label) for label, _ in points) * CHAR
+    pad, bottom = round(min(widest, WIDTH / 3) / 2) + 4, height - 24
     step = (WIDTH - 2 * pad) / max(len(points) - 1, 1)
-    coords = [(round(pad + i * step, 1), round(bottom - (bottom - pad) * float(v) / top, 1))
+    every = max(1, math.ceil((widest + 8) / step)) if len(points) > 1 else 1
+    coords = [(round(pad + i * step, 1), round(bottom - (bottom - 20) * float(v) / top, 1))
               for i, (_, v) in enumerate(points)]
     polyline = " ".join(f"{x},{y}" for x, y in coords)
     dots = format_html_join(
         "", '<circle class="dot" cx="{}" cy="{}" r="3"><title>{}: {}</title></circle>'
-        '<text class="label" x="{}" y="{}" text-anchor="middle">{}</text>',
-        ((x, y, label, _num(v), x, height - 6, label)
+        '<text class="value" x="{}" y="{}" text-anchor="middle">{}</text>',
+        ((x, y, label, _num(v), x, y - 6, _num(v))
          for (x, y), (label, v) in zip(coords, points, strict=True)))
+    dots += format_html_join(
+        "", '<text class="label" x="{}" y="{}" text-anchor="middle">{}</text>',
+        ((x, height - 6, _fit(label, WIDTH / 3)) for i, ((x, _y), (label, _v))
+         in enumerate(zip(coords, points, strict=True))
+         if i % every == 0 or (i == len(points) - 1 and (i % every) * step > widest + 8)))
     body = format_html('<polyline class="line" fill="none" points="{}"></polyline>{}',
                        polyline, dots)
     return _svg(WIDTH, height, title, body)
@@ -152,7 +169,7 @@ def percent_bars(items: Sequence[Share], title: str) -> SafeString:
         clipped = min(max(float(share or 0), 0.0), 1.0)
         length = round(span * clipped, 1)
         text = _pct(share) + (" *" if immature else "")
-        rows.append((LABEL - 6, y + 15, label, LABEL, y + 4, span,
+        rows.append((LABEL - 6, y + 15, _fit(label, LABEL - 8), LABEL, y + 4, span,
                      "bar share immature" if immature else "bar share", LABEL, y + 4,
                      length, label, text, LABEL + length + 4, y + 15, text))
     body = format_html_join(
@@ -180,7 +197,7 @@ def stacked(items: Sequence[tuple[str, Sequence[Number | None]]], parts: Sequenc
         rows.append(format_html(
             '<text class="label" x="{}" y="{}" text-anchor="end">{}</text>'
             '<rect class="track" x="{}" y="{}" width="{}" height="14"></rect>',
-            LABEL - 6, y + 15, label, LABEL, y + 4, span))
+            LABEL - 6, y + 15, _fit(label, LABEL - 8), LABEL, y + 4, span))
         x = float(LABEL)
         for n, (name, share) in enumerate(zip(parts, shares, strict=True)):
             if not share:
@@ -227,7 +244,7 @@ def _hours(value: float) -> str:
 
 
 def spreads(items: Sequence[Spread], title: str, unit: str, median_name: str,
-            p80_name: str, open_name: str) -> SafeString:
+            p80_name: str, open_name: str, width: int = 680, label: int = 230) -> SafeString:
     """Per row: a whisker from the shortest to the longest closed stay, a box from the median
     to the 80th percentile, a tick at the median, and a hollow diamond at the oldest open stay
     (open stays are never part of the spread); one axis in ``unit`` with five ticks."""
@@ -235,11 +252,11 @@ def spreads(items: Sequence[Spread], title: str, unit: str, median_name: str,
         return mark_safe("")
     values = [v for s in items for v in (s.high, s.p80, s.oldest_open) if v is not None]
     top = nice_top(max(values, default=0.0))
-    span = WIDTH - LABEL - 20
+    span = width - label - 20
     axis_y = len(items) * ROW + 6
 
     def x(value: float) -> float:
-        return round(LABEL + span * min(max(value, 0.0), top) / top, 1)
+        return round(label + span * min(max(value, 0.0), top) / top, 1)
 
     parts = []
     for i, s in enumerate(items):
@@ -247,7 +264,7 @@ def spreads(items: Sequence[Spread], title: str, unit: str, median_name: str,
         mid = y + 11
         parts.append(format_html('<text class="label" x="{}" y="{}" text-anchor="end">{} '
                                  '<tspan class="muted">({})</tspan></text>',
-                                 LABEL - 6, y + 15, s.label, s.count))
+                                 label - 6, y + 15, _fit(s.label, label - 50), s.count))
         if s.low is not None and s.high is not None:
             parts.append(format_html(
                 '<line class="whisker" x1="{}" y1="{}" x2="{}" y2="{}"></line>',
@@ -268,11 +285,11 @@ def spreads(items: Sequence[Spread], title: str, unit: str, median_name: str,
                 s.label, open_name, _hours(s.oldest_open), unit))
     ticks = [top * n / 4 for n in range(5)]
     parts.append(format_html('<line class="axis" x1="{}" y1="{}" x2="{}" y2="{}"></line>',
-                             LABEL, axis_y, LABEL + span, axis_y))
+                             label, axis_y, label + span, axis_y))
     parts.append(format_html_join(
         "", '<line class="tick" x1="{}" y1="{}" x2="{}" y2="{}"></line>'
         '<text class="tick-label" x="{}" y="{}" text-anchor="middle">{}</text>',
-        ((x(t), axis_y, x(t), axis_y + 4, x(t), axis_y + 15, _hours(t)) for t in ticks)))
+        ((x(t), axis_y, x(t), axis_y + 4, x(t), axis_y + 15, f"{t:g}") for t in ticks)))
     parts.append(format_html('<text class="unit" x="{}" y="{}" text-anchor="end">{}</text>',
-                             LABEL - 6, axis_y + 15, unit))
-    return _svg(WIDTH, axis_y + 22, title, SafeString("".join(parts)))
+                             label + span, axis_y + 29, unit))
+    return _svg(width, axis_y + 34, title, SafeString("".join(parts)))
