@@ -183,3 +183,14 @@ def test_stored_titles_follow_the_company_language(world: World, settings: Any) 
     with translation.override("ru"):
         assert out.ticket.client.name == translation.gettext("Unknown client")
         assert out.ticket.subject == translation.gettext("Request by phone")
+
+
+def test_anonymising_the_client_erases_what_intake_kept(world: World) -> None:
+    from estafeta.clients.services import client_anonymise
+
+    out = intake_arrival(mail(phones=("8 912 000-00-01",), text="My address is ..."))
+    client_anonymise(actor=world.admin, client=out.ticket.client, reason="erasure request 7")
+    out.record.refresh_from_db()
+    assert (out.record.name, out.record.phones, out.record.emails, out.record.subject,
+            out.record.text) == ("", [], [], "", "")
+    assert out.record.external_id == "<m1@example.com>"  # the idempotency key stays

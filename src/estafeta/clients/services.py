@@ -151,6 +151,11 @@ def client_anonymise(*, actor: User | None, client: Client, reason: str) -> Clie
         tickets = Ticket.objects.filter(client=client)
         cleared = tickets.exclude(description="").update(description="")
         notes = Activity.objects.filter(ticket__client=client).exclude(note="").update(note="")
+        # What intake kept as received (name, phones, emails, subject, text) goes too.
+        from estafeta.intake.models import IntakeRecord
+
+        IntakeRecord.objects.filter(client=client).update(name="", phones=[], emails=[],
+                                                          subject="", text="")
         event_record(stream=client.stream, type=EventType.CLIENT_ANONYMISED, actor=actor,
                      payload={"contacts_removed": removed, "descriptions_cleared": cleared,
                               "notes_cleared": notes, "reason": reason[:500]})
