@@ -176,7 +176,9 @@ def _threaded(parsed: Parsed) -> Ticket | None:
     ids = parsed.thread_ids
     if not ids:
         return None
-    known = (MailMessage.objects.filter(message_id__in=ids).select_related("ticket")
+    # both directions named: the unique (direction, message_id) index answers it
+    known = (MailMessage.objects.filter(direction__in=[MailDirection.IN, MailDirection.OUT],
+                                        message_id__in=ids).select_related("ticket")
              .order_by("-created_at", "-pk"))
     by_id = {m.message_id: m.ticket for m in known}
     for message_id in ids:  # In-Reply-To first, then References
