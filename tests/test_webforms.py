@@ -154,6 +154,8 @@ def test_a_phone_or_an_email_is_needed_and_the_values_are_kept(site_form: WebFor
 
 @pytest.mark.parametrize(("fields", "field", "message"), [
     ({"phone": "12"}, "phone", "This is not a phone number."),
+    # PostgreSQL cannot store a NUL character: refused on the form, never a server error.
+    ({"email": "a@example.com", "message": "a\x00b"}, "message", "Null characters"),
     ({"email": "not-an-address"}, "email", "This is not an email address."),
     ({"email": "a@example.com", "message": "x" * 4001}, "message", "at most 4000 characters"),
     ({"email": "a@example.com", "name": "n" * 201}, "name", "at most 200 characters"),
