@@ -236,3 +236,12 @@ def test_pipeline_intake_section_is_validated(world: World, intake: str, problem
         set_intake(world, intake)
     assert any(p.startswith(problem) for p in caught.value.params["problems"]), (
         caught.value.params)
+
+
+def test_the_timeline_names_intake_and_merge_events(world: World) -> None:
+    old, new, flag = flagged(world)
+    flag_merge(actor=world.head, flag=flag)
+    html = signed_in(world.head).get(f"/tickets/{old.number}/").content.decode()
+    assert "Another ticket merged into this one" in html and new.number in html
+    html = signed_in(world.head).get(f"/tickets/{new.number}/?merged=1").content.decode()
+    assert "Request received" in html and "intake.received" not in html

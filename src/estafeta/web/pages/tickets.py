@@ -132,6 +132,9 @@ EVENT_TITLES: dict[str, Any] = {
     EventType.DOCUMENT_ISSUED: gettext_lazy("Document issued"),
     EventType.STAGE_PAUSED: gettext_lazy("Waiting for the client (SLA clock stopped)"),
     EventType.STAGE_RESUMED: gettext_lazy("Resumed (SLA clock running again)"),
+    EventType.INTAKE_RECEIVED: gettext_lazy("Request received"),
+    EventType.TICKET_MERGED: gettext_lazy("Another ticket merged into this one"),
+    EventType.DUPLICATE_DISMISSED: gettext_lazy("Not a duplicate"),
 }
 
 
@@ -191,6 +194,12 @@ def _details(etype: str, p: dict[str, Any], stages: dict[str, str], items: dict[
                     f"{p.get('number')} · {p.get('amount')} {p.get('currency')}"))
     elif etype in (EventType.STAGE_PAUSED, EventType.STAGE_RESUMED):
         out.append((_("Stage"), stage(p.get("stage"))))
+    elif etype == EventType.INTAKE_RECEIVED:
+        out.append((_("Channel"), label(p.get("channel"), "channel")))
+        if p.get("duplicate_of"):
+            out.append((_("Possible duplicate of"), str(p["duplicate_of"])))
+    elif etype == EventType.TICKET_MERGED:
+        out.append((_("Merged"), str(p.get("merged", ""))))
     elif etype == EventType.TICKET_WON and p.get("amount") is not None:
         out.append((_("Amount"), f"{p.get('amount')} {p.get('currency') or ''}".strip()))
     if etype in (EventType.STAGE_CLOSED, EventType.STAGE_RETURNED,
