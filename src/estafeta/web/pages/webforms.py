@@ -407,10 +407,8 @@ def settings_webforms(request: HttpRequest) -> HttpResponse:
 @admin_only
 @read_or_post
 def settings_webform_new(request: HttpRequest) -> HttpResponse:
-    initial = {f"{f}_field": FieldMode.OPTIONAL for f in FIELDS}
-    form = WebFormForm(request.POST or None,
-                       initial={**initial, "message_field": FieldMode.OPTIONAL,
-                                "min_fill_seconds": 3})
+    initial: dict[str, Any] = {f"{f}_field": FieldMode.OPTIONAL for f in FIELDS}
+    form = WebFormForm(request.POST or None, initial={**initial, "min_fill_seconds": 3})
     status = 200
     if request.method == "POST":
         status = 400
