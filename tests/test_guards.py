@@ -52,11 +52,32 @@ def full(world: World, now: datetime) -> World:
         url="https://crm.example/hook", secret="s" * 32))
     webform_sent(world)
     intake_rows(world)
+    _mail_rows(world)
     month_later = now + timedelta(days=30)
     with clock.frozen(month_later):  # the task is long overdue: an escalation and its notices
         monitor_pass(now=month_later)
     checkpoint_create()
     return world
+
+
+def _mail_rows(world: World) -> None:
+    """A mailbox, a message taken in with an attachment, and one in quarantine."""
+    from email.message import EmailMessage
+
+    from estafeta.mailin.models import Mailbox
+    from estafeta.mailin.services import mail_ingest, mailbox_save
+
+    box = mailbox_save(actor=None, mailbox=Mailbox(
+        name="Guards", address="guards@dealer.example", kind="maildir", path="/nonexistent",
+        pipeline=world.pipeline))
+    msg = EmailMessage()
+    msg["From"] = "mail.client@example.com"
+    msg["Subject"] = "A car"
+    msg["Message-ID"] = "<guards@example.com>"
+    msg.set_content("Hello")
+    msg.add_attachment(b"%PDF", maintype="application", subtype="pdf", filename="a.pdf")
+    mail_ingest(msg.as_bytes(), mailbox=box)
+    mail_ingest(b"not mail", mailbox=box)
 
 
 GUARDED = sorted(guarded_models(), key=lambda m: m[0]._meta.db_table)
