@@ -58,3 +58,75 @@ class RollupState(models.Model):
 
     def __str__(self) -> str:
         return f"rollups {'ready' if self.ready else 'not ready'}"
+
+
+class TicketSummary(models.Model):
+    """One row per ticket for the cohort figures (K7, K8): the moments that put it in a cohort
+    and what became of it, worked out from its records by the rules of ``conversions.py``
+    (``analytics/summary.py``). Kept in step with the rollup cells."""
+
+    ticket_id = models.BigIntegerField(primary_key=True)
+    void = models.BooleanField(default=False)
+    pipeline = models.CharField(max_length=64, default="")
+    channel = models.CharField(max_length=16, default="")
+    segment = models.CharField(max_length=64, default="")
+    territory = models.CharField(max_length=64, default="")
+    lead_at = models.DateTimeField(null=True)  # the creation event
+    lead_owner = models.BigIntegerField(null=True)  # its owner
+    email_at = models.DateTimeField(null=True)  # first outbound email sent
+    email_by = models.BigIntegerField(null=True)
+    email_next = models.DateTimeField(null=True)  # first connected call at or after it
+    call_at = models.DateTimeField(null=True)  # first connected outbound call
+    call_by = models.BigIntegerField(null=True)
+    call_next = models.DateTimeField(null=True)  # first presentation held at or after it
+    status_window = models.CharField(max_length=8, default="open")  # at lead_at + 14 days
+    status_final = models.CharField(max_length=8, default="open")  # after every outcome
+    horizon = models.DateTimeField(null=True)  # the latest outcome or stage entry
+    steps = models.CharField(max_length=600, default="")  # the pipeline's steps it was read by
+    funnel_at = models.DateTimeField(null=True)  # first entry into the first step
+    strict_n = models.IntegerField(default=0)  # steps before the last reached in order
+    strict_last = models.BooleanField(default=False)  # the last step entered in order too
+    any_mask = models.BigIntegerField(default=0)  # bit i: step i (before the last) reached
+    any_last = models.BooleanField(default=False)  # the last step entered
+
+    class Meta:
+        indexes = [models.Index(fields=["lead_at"], name="summary_lead_at"),
+                   models.Index(fields=["email_at"], name="summary_email_at"),
+                   models.Index(fields=["call_at"], name="summary_call_at"),
+                   models.Index(fields=["funnel_at"], name="summary_funnel_at")]
+
+    def __str__(self) -> str:
+        return f"summary of ticket {self.ticket_id}"
+
+
+class StaySpan(models.Model):
+    """One row per stay in an open stage (``StageVisit``) with the ticket's cut dimensions and,
+    once it is closed, its length in business time (computed once, when it closes or in a
+    rebuild): K9 and K12 SLA compliance read these (``analytics/summary.py``)."""
+
+    visit_id = models.BigIntegerField(primary_key=True)
+    ticket_id = models.BigIntegerField()
+    version_id = models.BigIntegerField()
+    void = models.BooleanField(default=False)
+    pipeline = models.CharField(max_length=64, default="")
+    channel = models.CharField(max_length=16, default="")
+    segment = models.CharField(max_length=64, default="")
+    territory = models.CharField(max_length=64, default="")
+    stage = models.CharField(max_length=64)
+    executor = models.BigIntegerField(null=True)
+    sla = models.BooleanField(default=False)  # the stage has an SLA
+    entered_at = models.DateTimeField()
+    closed_at = models.DateTimeField(null=True)
+    seconds = models.BigIntegerField(null=True)  # business seconds, closed stays
+    sla_due_at = models.DateTimeField(null=True)
+    paused_at = models.DateTimeField(null=True)
+    sla_left = models.DurationField(null=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["closed_at"], name="span_closed_at"),
+                   models.Index(fields=["ticket_id"], name="span_ticket"),
+                   models.Index(fields=["entered_at"], condition=models.Q(closed_at__isnull=True),
+                                name="span_open_entered")]
+
+    def __str__(self) -> str:
+        return f"stay {self.visit_id}"

@@ -31,6 +31,7 @@ from estafeta.domain.codes import EventType, TicketStatus
 from estafeta.history.models import Event
 from estafeta.tickets.models import Activity, Ticket
 
+from . import summary
 from .figures import (
     FIGURES,
     K1_COLUMNS,
@@ -40,7 +41,7 @@ from .figures import (
     _k1_values,
     _money,
 )
-from .models import VALUES, Cell, RollupState, TicketRollup
+from .models import VALUES, Cell, RollupState, StaySpan, TicketRollup, TicketSummary
 from .period import Cut, Period, company_tz
 
 # figure -> (keys, columns, money columns, distinct columns {column: source})
@@ -100,6 +101,7 @@ class _Ticket:
     channel: str
     status: str
     currency: str
+    version: int = 0
     segment: str = ""
     territory: str = ""
 
@@ -124,12 +126,15 @@ def _code(value: Any) -> str:
     return "" if value is None else str(value)
 
 
-def compute(ticket_ids: list[int]) -> dict[int, dict[CellKey, list[int]]]:
-    """Each ticket's cells, from its records (a few queries for the whole batch)."""
-    tickets = {pk: _Ticket(pk, pipeline, channel, status, currency)
-               for pk, pipeline, channel, status, currency in Ticket.objects
+def compute(ticket_ids: list[int], loaded: dict[str, Any] | None = None
+            ) -> dict[int, dict[CellKey, list[int]]]:
+    """Each ticket's cells, from its records (a few queries for the whole batch). ``loaded``
+    receives the records read (for the summaries, ``summary.refresh``)."""
+    tickets = {pk: _Ticket(pk, pipeline, channel, status, currency, version)
+               for pk, pipeline, channel, status, currency, version in Ticket.objects
                .filter(pk__in=ticket_ids)
-               .values_list("pk", "pipeline__code", "channel", "status", "currency")}
+               .values_list("pk", "pipeline__code", "channel", "status", "currency",
+                            "version_id")}
     events: dict[int, list[tuple[Any, ...]]] = {}
     for row in (Event.objects.filter(ticket_id__in=ticket_ids, type__in=RELEVANT)
                 .order_by("ticket_id", "seq")
@@ -152,10 +157,13 @@ def compute(ticket_ids: list[int]) -> dict[int, dict[CellKey, list[int]]]:
                 tickets[row[0]].territory = _code(row[6].get("territory"))
                 break
     out: dict[int, _Facts] = {pk: _Facts() for pk in tickets}
-    for ticket_id, performer, kind, direction, outcome, when in (
+    activities: dict[int, list[tuple[Any, ...]]] = {}
+    for ticket_id, performer, kind, direction, outcome, when, pk in (
             Activity.objects.filter(ticket_id__in=ticket_ids)
             .values_list("ticket_id", "performed_by_id", "kind", "direction", "outcome",
-                         "occurred_at")):
+                         "occurred_at", "pk")):
+        activities.setdefault(ticket_id, []).append((when, pk, performer, kind, direction,
+                                                     outcome))
         t = tickets[ticket_id]
         values = _k1_values(kind, direction, outcome)
         if values:
@@ -164,6 +172,8 @@ def compute(ticket_ids: list[int]) -> dict[int, dict[CellKey, list[int]]]:
                                (performer,), values)
     for ticket_id, rows in events.items():
         _ticket_events(tickets[ticket_id], rows, reasons, out[ticket_id])
+    if loaded is not None:
+        loaded.update(tickets=tickets, events=events, activities=activities)
     return {pk: facts.cells for pk, facts in out.items()}
 
 
@@ -263,7 +273,9 @@ def refresh(ticket_ids: Iterable[int]) -> None:
     ids = sorted(set(ticket_ids))
     if not ids:
         return
-    new = compute(ids)
+    loaded: dict[str, Any] = {}
+    new = compute(ids, loaded)
+    summary.refresh(loaded["tickets"], loaded["events"], loaded["activities"])
     old = {r.ticket_id: _stored(r.cells)
            for r in TicketRollup.objects.filter(ticket_id__in=ids)}
     deltas: dict[CellKey, list[int]] = {}
@@ -315,12 +327,13 @@ def rebuild(batch: int = 2000, progress: Callable[[int, int], None] | None = Non
     with transaction.atomic():
         _set_ready(False)
         table, per_ticket = Cell._meta.db_table, TicketRollup._meta.db_table
+        summaries, spans = TicketSummary._meta.db_table, StaySpan._meta.db_table
         with connection.cursor() as cursor:
             if connection.vendor == "postgresql":
-                cursor.execute(f"TRUNCATE {table}, {per_ticket}")
+                cursor.execute(f"TRUNCATE {table}, {per_ticket}, {summaries}, {spans}")
             else:
-                cursor.execute(f"DELETE FROM {table}")
-                cursor.execute(f"DELETE FROM {per_ticket}")
+                for name in (table, per_ticket, summaries, spans):
+                    cursor.execute(f"DELETE FROM {name}")
     total = Ticket.objects.count()
     highest = Ticket.objects.aggregate(m=Max("pk"))["m"] or 0
     done, last = 0, 0

@@ -72,7 +72,7 @@ def _share(value: Fraction | None) -> str | None:
 def funnel_data(period: Any, cut: Any, mode: str) -> dict[str, Any]:
     """K8: a row per pipeline and step; shares as decimal strings (None when nothing is
     divided), the total the cohort (tickets that reached each pipeline's first step)."""
-    from estafeta.analytics.conversions import k8_funnel
+    from estafeta.analytics.fast import k8_funnel
     from estafeta.web.pages.analytics import funnel_rows
 
     funnel = k8_funnel(period, cut, mode=mode)
@@ -109,9 +109,10 @@ def conversion_data(period: Any, cut: Any, part: str) -> dict[str, Any]:
 def timing_data(period: Any, cut: Any) -> dict[str, Any]:
     """K9: a row per pipeline and stage; business hours as decimal strings with one place
     (null when there is no stay), counts of stays ended, open and stuck."""
-    from estafeta.web.pages.analytics import k9_rows, k9_tables
+    from estafeta.analytics.fast import k9_timing
+    from estafeta.web.pages.analytics import k9_rows
 
-    timing = k9_tables(period, cut)[0]
+    timing = k9_timing(period, cut)
     rows = [{"pipeline": r["pipeline"], "stage": r["stage"], "closed": r["closed"],
              "median_hours": _hours(r["median"]), "p80_hours": _hours(r["p80"]),
              "open": r["open"], "oldest_open_hours": _hours(r["oldest_open"]),

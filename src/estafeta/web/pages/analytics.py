@@ -24,7 +24,7 @@ from django.utils.translation import pgettext_lazy
 from django.views.decorators.http import require_GET
 
 from estafeta.accounts.models import User
-from estafeta.analytics import charts, rollup
+from estafeta.analytics import charts, fast, rollup
 from estafeta.analytics.access import (
     ANALYTICS_ROLES,
     PERSON_KEYS,
@@ -353,7 +353,7 @@ class FunnelCard:
 
 
 def funnel_card(period: Period, cut: Cut, mode: str) -> FunnelCard:
-    funnel = k8_funnel(period, cut, mode=mode)
+    funnel = fast.k8_funnel(period, cut, mode=mode)
     rows = funnel_rows(funnel)
     for row in rows:
         row["cell"] = urlencode({f"{KEY_PREFIX}pipeline": row["pipeline"],
@@ -373,7 +373,7 @@ def funnel_card(period: Period, cut: Cut, mode: str) -> FunnelCard:
 
 
 def funnel_export(period: Period, cut: Cut, mode: str) -> tuple[list[str], list[list[Any]]]:
-    rows = funnel_rows(k8_funnel(period, cut, mode=mode))
+    rows = funnel_rows(fast.k8_funnel(period, cut, mode=mode))
     headers = [column_title(c) for c in ("pipeline", "stage", "reached", "next_step",
                                           "cumulative")]
     return headers, [[r["pipeline"], r["stage"], r["reached"], percent(r["next_step"]),
@@ -449,12 +449,12 @@ def split_whole(shares: list[Any], whole: int) -> list[Any]:
     return list(floors)
 
 
-def k7_rows(period: Period, cut: Cut, part: str
+def k7_rows(period: Period, cut: Cut, part: str, fast_path: bool = True
             ) -> tuple[Table, tuple[str, ...], list[dict[str, Any]], dict[str, Any]]:
     """One K7 cohort table: rows by its keys with counts, shares (exact fractions) and
-    ``is_immature``, and the total row."""
+    ``is_immature``, and the total row (``fast_path``: from the per-ticket summaries)."""
     figure, keys, counts, shares, _title = K7_PARTS[part]
-    table = figure(period, cut)
+    table = fast.k7_part(part, period, cut) if fast_path else figure(period, cut)
     rows = rates(table, *keys)
     total = (rates(table) or [{**dict.fromkeys((*counts, "immature"), 0), "is_immature": False,
                                **dict.fromkeys(shares)}])[0]
@@ -639,8 +639,8 @@ class K9Card:
     chart: SafeString
 
 
-def k9_rows(timing: TimeInStage) -> list[dict[str, Any]]:
-    rows = timing.rows()
+def k9_rows(timing: fast.StageTiming) -> list[dict[str, Any]]:
+    rows = timing.rows
     for row in rows:
         row["texts"] = {c: hours(row[c]) for c in ("median", "p80", "oldest_open")}
         row["cell"] = urlencode({f"{KEY_PREFIX}pipeline": row["pipeline"],
@@ -652,22 +652,21 @@ def _h(value: timedelta | None) -> float | None:
     return None if value is None else round(value.total_seconds() / 3600, 2)
 
 
-def k9_chart(timing: TimeInStage, rows: list[dict[str, Any]]) -> SafeString:
+def k9_chart(rows: list[dict[str, Any]]) -> SafeString:
     """The time-in-stage distribution: per stage the spread of the closed stays (shortest to
     longest, the median-to-p80 box) and the oldest open stay apart, in business hours."""
     items = []
     for r in rows:
-        spans = timing.durations(pipeline=r["pipeline"], stage=r["stage"])
-        items.append(charts.Spread(f"{r['pipeline']} {r['stage']}", len(spans),
-                                   _h(min(spans, default=None)), _h(r["median"]), _h(r["p80"]),
-                                   _h(max(spans, default=None)), _h(r["oldest_open"])))
+        items.append(charts.Spread(f"{r['pipeline']} {r['stage']}", r["closed"],
+                                   _h(r["shortest"]), _h(r["median"]), _h(r["p80"]),
+                                   _h(r["longest"]), _h(r["oldest_open"])))
     return charts.spreads(items, _("Time in stage, business hours: spread of the stays"),
                           _("hours"), _("median"), _("80th percentile"),
                           _("oldest open stay"))
 
 
 def k9_card(user: User, period: Period, cut: Cut) -> K9Card:
-    timing, _tables = k9_tables(period, cut)
+    timing = fast.k9_timing(period, cut)
     rows = k9_rows(timing)
     visible = dict(drill_down(user, {s.ticket for s in timing.stuck}).values_list("pk",
                                                                                   "number"))
@@ -676,15 +675,15 @@ def k9_card(user: User, period: Period, cut: Cut) -> K9Card:
     stuck = [{"ticket": s.ticket, "number": visible[s.ticket], "pipeline": s.pipeline,
               "stage": s.stage, "executor": key_label("owner", s.executor, names),
               "age": hours(s.age), "why": str(STUCK_WHY[s.why])} for s in shown]
-    chart = k9_chart(timing, rows)
+    chart = k9_chart(rows)
     return K9Card("K9", str(TITLES["K9"]), str(HOW["K9"]),
                   [column_title(c) for c in ("pipeline", "stage", *K9_COLUMNS)], rows,
                   [column_title(c) for c in ("ticket", "pipeline", "stage", "executor", "age",
-                                             "why")], stuck, len(timing.stuck), chart)
+                                             "why")], stuck, timing.stuck_total, chart)
 
 
 def k9_export(period: Period, cut: Cut) -> tuple[list[str], list[list[Any]]]:
-    rows = k9_rows(k9_tables(period, cut)[0])
+    rows = k9_rows(fast.k9_timing(period, cut))
     return ([column_title(c) for c in ("pipeline", "stage", *K9_COLUMNS)],
             [[r["pipeline"], r["stage"], r["closed"], r["texts"]["median"], r["texts"]["p80"],
               r["open"], r["texts"]["oldest_open"], r["stuck"]] for r in rows])
@@ -732,6 +731,14 @@ K12_PARTS: dict[str, tuple[Any, tuple[str, ...], tuple[str, str] | None, Any]] =
 }
 
 
+FAST_K12: dict[str, Any] = {
+    "coverage": lambda period, cut: fast.next_task_coverage(cut),
+    "overdue": lambda period, cut: fast.overdue_rate(_moment_of(period), cut),
+    "sla": fast.sla_compliance,
+    "escalations": lambda period, cut: rollup.table("ESC", period, cut),
+}
+
+
 def read_k12_part(data: Any) -> str:
     part = data.get("part") or "coverage"
     if part not in K12_PARTS:
@@ -743,10 +750,9 @@ def read_k12_part(data: Any) -> str:
 def k12_rows(period: Period, cut: Cut, part: str, fast: bool = False
              ) -> tuple[Table, tuple[str, ...], list[dict[str, Any]], dict[str, Any]]:
     """One K12 table by its keys, with ``rate`` (None when nothing is divided) and the total;
-    ``fast``: escalations from the rollups (rows only, no drill-down)."""
+    ``fast``: from the rollups, spans and SQL counts (rows only, no drill-down)."""
     figure, keys, ratio, _title = K12_PARTS[part]
-    table: Table = (rollup.table("ESC", period, cut) if fast and part == "escalations"
-                    else figure(period, cut))
+    table: Table = (FAST_K12[part](period, cut) if fast else figure(period, cut))
     rows = table.rollup(*keys)
     total = (table.rollup() or [dict.fromkeys(table.columns, 0)])[0]
     if ratio is not None:

@@ -1,0 +1,421 @@
+"""K7, K8, K9 and K12 for the dashboard from the per-ticket summaries and per-stay spans (or
+from current state with SQL aggregates), equal to the exact figures (docs/analytics-scale.md).
+
+Each function answers what the dashboard shows (rows by the figure's keys, totals), with one or
+a few GROUP BY queries; its tables carry no tickets (drill-downs read the exact figures). When
+the rollups are not ready, or a case the stored rows cannot answer exactly comes up (a window
+other than 14 days for lead→sale, a stage entry or outcome dated after ``now``, summaries read
+against other funnel steps than the pipelines' current ones, ``stuck_after``), the exact figure
+answers instead.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.db import connection
+from django.db.models import (
+    Aggregate,
+    Case,
+    Count,
+    Exists,
+    F,
+    FloatField,
+    IntegerField,
+    Max,
+    Min,
+    OuterRef,
+    Q,
+    QuerySet,
+    Sum,
+    Value,
+    When,
+)
+
+from estafeta.accounts.models import User
+from estafeta.calendars.selectors import calendar_for
+from estafeta.core import clock
+from estafeta.domain.codes import EventType, TaskStatus, TicketStatus
+from estafeta.history.models import Event
+from estafeta.pipelines.models import PipelineVersion
+from estafeta.tasks.models import Task
+from estafeta.tickets.models import Ticket
+
+from . import control, conversions, timing
+from .figures import Fact, Table, _person_filter, _ticket_filter
+from .models import StaySpan, TicketSummary
+from .period import Cut, Period
+from .rollup import is_ready
+from .summary import DEFAULT_WINDOW, LOST, OPEN, WON, steps_key
+
+STUCK_SHOWN = 100  # stuck stays listed on the dashboard (the export lists them all)
+
+
+def _one(condition: Q) -> Sum:
+    return Sum(Case(When(condition, then=Value(1)), default=Value(0),
+                    output_field=IntegerField()))
+
+
+def _dims(cut: Cut) -> Q:
+    q = Q()
+    for name in ("pipeline", "channel", "segment", "territory"):
+        value = getattr(cut, name)
+        if value is not None:
+            q &= Q(**{name: value})
+    return q
+
+
+def _person(cut: Cut, field: str) -> Q:
+    q = Q()
+    if cut.seller is not None:
+        q &= Q(**{field: cut.seller})
+    if cut.team is not None:
+        q &= Q(**{f"{field}__in": User.objects.filter(team_id=cut.team).values("pk")})
+    return q
+
+
+def _int(value: Any) -> int:
+    return int(value or 0)
+
+
+def _rows(qs: Any) -> list[dict[str, Any]]:
+    return [dict(r) for r in qs]
+
+
+# --- K7 --------------------------------------------------------------------------------------
+
+ACTIVITY_PARTS = {"email_call": ("email", conversions.k7_email_to_call,
+                                 "K7 email→call"),
+                  "call_meeting": ("call", conversions.k7_call_to_meeting,
+                                   "K7 call→presentation")}
+
+
+def k7_activity(part: str, period: Period, cut: Cut, *, window: timedelta = DEFAULT_WINDOW,
+                now: datetime | None = None) -> Table:
+    """A K7 activity cohort (email→call or call→presentation) from the summaries."""
+    prefix, exact, title = ACTIVITY_PARTS[part]
+    now = now or clock.now()
+    if not is_ready():
+        return exact(period, cut, window=window, now=now)
+    at, by, nxt = f"{prefix}_at", f"{prefix}_by", f"{prefix}_next"
+    rows = (TicketSummary.objects
+            .filter(_dims(cut), _person(cut, by), void=False,
+                    **{f"{at}__gte": period.start, f"{at}__lt": period.end})
+            .values(by).order_by(by)
+            .annotate(cohort=Count("pk"),
+                      converted=_one(Q(**{f"{nxt}__isnull": False,
+                                          f"{nxt}__lte": F(at) + window})),
+                      immature=_one(Q(**{f"{at}__gt": now - window}))))
+    facts = tuple(Fact(0, {"performer": r[by]},
+                       {"cohort": r["cohort"], "converted": _int(r["converted"]),
+                        "immature": _int(r["immature"])}) for r in rows)
+    return Table(title, "tickets", period, cut, ("performer",),
+                 ("cohort", "converted", "immature"), facts)
+
+
+def _future(qs: QuerySet[TicketSummary], now: datetime) -> bool:
+    """Whether a member has an outcome or a stage entry dated after ``now`` (the stored
+    results are as of all records; the exact figure reads them as of ``now``)."""
+    return qs.filter(horizon__gt=now).exists()
+
+
+def k7_lead_to_sale(period: Period, cut: Cut, *, window: timedelta = DEFAULT_WINDOW,
+                    now: datetime | None = None) -> Table:
+    """K7 lead→sale from the summaries: won/lost/open as the ticket stood 14 days after its
+    creation (stored), or now for a cohort member still inside its window."""
+    now = now or clock.now()
+    members = TicketSummary.objects.filter(
+        _dims(cut), _person(cut, "lead_owner"), void=False, lead_at__gte=period.start,
+        lead_at__lt=period.end)
+    if not is_ready() or window != DEFAULT_WINDOW or _future(members, now):
+        return conversions.k7_lead_to_sale(period, cut, window=window, now=now)
+    mature = Q(lead_at__lte=now - window)
+    columns = {status: _one((mature & Q(status_window=status))
+                            | (~mature & Q(status_final=status)))
+               for status in (WON, LOST, OPEN)}
+    rows = _rows(members.values("channel", "lead_owner").order_by("channel", "lead_owner")
+            .annotate(cohort=Count("pk"), immature=_one(~mature), **columns))
+    facts = tuple(Fact(0, {"channel": r["channel"], "owner": r["lead_owner"]},
+                       {"cohort": r["cohort"], **{s: _int(r[s]) for s in (WON, LOST, OPEN)},
+                        "immature": _int(r["immature"])}) for r in rows)
+    return Table("K7 lead→sale", "tickets", period, cut, ("channel", "owner"),
+                 ("cohort", WON, LOST, OPEN, "immature"), facts)
+
+
+def k7_part(part: str, period: Period, cut: Cut) -> Table:
+    if part == "lead_sale":
+        return k7_lead_to_sale(period, cut)
+    return k7_activity(part, period, cut)
+
+
+# --- K8 ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CountedFunnel(conversions.Funnel):
+    """K8 from the summaries: the steps' counts per pipeline (no tickets)."""
+
+    counts: Any = None  # pipeline -> [(reached, reached with the next step)] per step
+
+    def steps(self, pipeline: str, **cell: Any) -> list[dict[str, Any]]:
+        if cell:
+            raise ValueError("a counted funnel answers whole pipelines: ask the exact figure")
+        order = self.stages.get(pipeline, ())
+        counted = self.counts.get(pipeline) or [(0, 0)] * len(order)
+        cohort = counted[0][0] if counted else 0
+        rows = []
+        for i, stage in enumerate(order):
+            reached, both = counted[i]
+            last = i + 1 == len(order)
+            rows.append({"stage": stage, "reached": reached,
+                         "next_step": None if last else conversions.rate(both, reached),
+                         "cumulative": conversions.rate(reached, cohort)})
+        return rows
+
+
+def _bit(i: int) -> Q:
+    return Q(**{f"bit{i}": 1 << i})
+
+
+def k8_funnel(period: Period, cut: Cut, *, mode: str = conversions.STRICT,
+              now: datetime | None = None) -> conversions.Funnel:
+    """K8 from the summaries (``conversions.k8_funnel`` defines it)."""
+    if mode not in (conversions.STRICT, conversions.ANY_ORDER):
+        raise ValueError(f"unknown funnel mode {mode!r}")
+    now = now or clock.now()
+    steps = conversions._pipeline_steps(cut)
+    members = TicketSummary.objects.filter(
+        _dims(cut), _person(cut, "lead_owner"), void=False, funnel_at__gte=period.start,
+        funnel_at__lt=period.end)
+    current = {p: steps_key(order) for p, order in steps.items()}
+    stale = members.exclude(
+        Q(*[Q(pipeline=p, steps=k) for p, k in current.items()], _connector=Q.OR)
+        if current else Q(pk__in=[]))
+    if not is_ready() or _future(members, now) or stale.exists():
+        return conversions.k8_funnel(period, cut, mode=mode, now=now)
+    won = Q(status_final=WON)
+    counts: dict[str, list[tuple[int, int]]] = {}
+    facts: list[Fact] = []
+    for pipeline, order in sorted(steps.items()):
+        n = len(order)
+        reached: dict[str, Any] = {}
+        both: dict[str, Any] = {}
+        qs = members.filter(pipeline=pipeline)
+        if mode == conversions.STRICT:
+            for i in range(n - 1):
+                reached[f"r{i}"] = _one(Q(strict_n__gt=i))
+                both[f"b{i}"] = _one(Q(strict_n__gt=i + 1)) if i + 2 < n else \
+                    _one(Q(strict_last=True) & won)
+            reached[f"r{n - 1}"] = _one(Q(strict_last=True) & won)
+        else:
+            qs = qs.annotate(**{f"bit{i}": F("any_mask").bitand(1 << i) for i in range(n - 1)})
+            last = Q(any_last=True) & won
+            for i in range(n - 1):
+                reached[f"r{i}"] = _one(_bit(i))
+                both[f"b{i}"] = _one(_bit(i) & (_bit(i + 1) if i + 2 < n else last))
+            reached[f"r{n - 1}"] = _one(last)
+        rows = _rows(qs.values("lead_owner").order_by("lead_owner").annotate(**reached, **both))
+        totals = [(sum(_int(r[f"r{i}"]) for r in rows),
+                   sum(_int(r.get(f"b{i}")) for r in rows)) for i in range(n)]
+        if rows:
+            counts[pipeline] = totals
+        for r in rows:
+            facts.extend(Fact(0, {"pipeline": pipeline, "stage": stage,
+                                  "owner": r["lead_owner"]}, {"reached": _int(r[f"r{i}"])})
+                         for i, stage in enumerate(order) if _int(r[f"r{i}"]))
+    table = Table(f"K8 funnel ({mode})", "tickets", period, cut, ("pipeline", "stage", "owner"),
+                  ("reached",), tuple(facts))
+    return CountedFunnel(table, steps, mode, counts)
+
+
+# --- K9 ----------------------------------------------------------------------------------------
+
+
+class _Percentile(Aggregate):
+    """PostgreSQL's ordered-set aggregates (``percentile_cont`` / ``percentile_disc``)."""
+
+    template = "%(function)s(%(share)s) WITHIN GROUP (ORDER BY %(expressions)s)"
+    output_field = FloatField()
+
+    def __init__(self, expression: Any, function: str, share: float) -> None:
+        super().__init__(expression, function=function, share=share)
+
+
+@dataclass(frozen=True)
+class StageTiming:
+    """What the dashboard shows of K9: a row per pipeline and stage (``rows`` as
+    ``TimeInStage.rows`` with ``shortest``/``longest`` for the chart), the stuck stays (at
+    most ``STUCK_SHOWN``, the oldest) and how many there are."""
+
+    at: datetime
+    rows: list[dict[str, Any]]
+    stuck: tuple[timing.Stuck, ...]
+    stuck_total: int
+
+
+def _seconds(value: Any) -> timedelta | None:
+    return None if value is None else timedelta(seconds=float(value))
+
+
+def _spans(cut: Cut) -> QuerySet[StaySpan]:
+    return StaySpan.objects.filter(_dims(cut), _person(cut, "executor"), void=False)
+
+
+def _past_due(moment: datetime) -> Q:
+    return (Q(sla_due_at__isnull=False, sla_due_at__lte=moment)
+            | Q(closed_at__isnull=True, paused_at__isnull=False, sla_left__isnull=False,
+                sla_left__lte=timedelta()))
+
+
+def k9_timing(period: Period, cut: Cut, *, at: datetime | None = None) -> StageTiming:
+    """K9 from the spans: closed stays' count, median, 80th percentile, shortest and longest
+    (PostgreSQL: in SQL; SQLite: over the durations), open stays' count and oldest age (the
+    earliest start per calendar, aged with the calendar), stuck stays past their SLA."""
+    moment = at or min(clock.now(), period.end)
+    if not is_ready():
+        return _exact_timing(period, cut, moment)
+    closed = _spans(cut).filter(closed_at__gte=period.start, closed_at__lt=period.end)
+    out: dict[tuple[str, str], dict[str, Any]] = {}
+
+    def row(pipeline: str, stage: str) -> dict[str, Any]:
+        return out.setdefault((pipeline, stage), {
+            "pipeline": pipeline, "stage": stage, "closed": 0, "median": None, "p80": None,
+            "shortest": None, "longest": None, "open": 0, "oldest_open": None, "stuck": 0})
+
+    if connection.vendor == "postgresql":
+        for r in _rows(closed.values("pipeline", "stage").order_by("pipeline", "stage")
+                       .annotate(n=Count("pk"), low=Min("seconds"), high=Max("seconds"),
+                            mid=_Percentile("seconds", "percentile_cont", 0.5),
+                            p80=_Percentile("seconds", "percentile_disc", 0.8))):
+            row(r["pipeline"], r["stage"]).update(
+                closed=r["n"], median=_seconds(r["mid"]), p80=_seconds(r["p80"]),
+                shortest=_seconds(r["low"]), longest=_seconds(r["high"]))
+    else:
+        spans: dict[tuple[str, str], list[timedelta]] = defaultdict(list)
+        for pipeline, stage, seconds in closed.values_list("pipeline", "stage", "seconds"):
+            spans[(pipeline, stage)].append(timedelta(seconds=float(seconds or 0)))
+        for (pipeline, stage), values in spans.items():
+            row(pipeline, stage).update(
+                closed=len(values), median=timing.median(values),
+                p80=timing.percentile(values, 0.8), shortest=min(values), longest=max(values))
+    still = _spans(cut).filter(Q(closed_at__isnull=True) | Q(closed_at__gt=moment),
+                               entered_at__lte=moment)
+    calendars = {v.pk: calendar_for(v) for v in PipelineVersion.objects.filter(
+        pk__in=sorted(set(still.values_list("version_id", flat=True).distinct())))}
+    for r in _rows(still.values("pipeline", "stage", "version_id")
+              .order_by("pipeline", "stage", "version_id")
+              .annotate(n=Count("pk"), first=Min("entered_at"),
+                        stuck=_one(_past_due(moment)))):
+        cell = row(r["pipeline"], r["stage"])
+        age = calendars[r["version_id"]].between(r["first"], moment)
+        age = timedelta(seconds=int(age.total_seconds()))
+        cell["open"] += r["n"]
+        cell["stuck"] += _int(r["stuck"])
+        cell["oldest_open"] = age if cell["oldest_open"] is None else max(cell["oldest_open"],
+                                                                          age)
+    rows = [out[key] for key in sorted(out)]
+    stuck_total = sum(r["stuck"] for r in rows)
+    return StageTiming(moment, rows, _oldest_stuck(still.filter(_past_due(moment)), moment,
+                                                   calendars), stuck_total)
+
+
+def _oldest_stuck(stuck: QuerySet[StaySpan], moment: datetime,
+                  calendars: dict[int, Any]) -> tuple[timing.Stuck, ...]:
+    """The ``STUCK_SHOWN`` oldest stuck stays: the earliest started of each calendar, aged."""
+    found = []
+    for version in calendars:
+        for (ticket, pipeline, stage, executor, entered, due) in (
+                stuck.filter(version_id=version).order_by("entered_at", "ticket_id")
+                .values_list("ticket_id", "pipeline", "stage", "executor", "entered_at",
+                             "sla_due_at")[:STUCK_SHOWN]):
+            age = calendars[version].between(entered, moment)
+            found.append(timing.Stuck(ticket, pipeline, stage, executor, entered,
+                                      timedelta(seconds=int(age.total_seconds())), due, "sla"))
+    found.sort(key=lambda s: (-s.age, s.ticket))
+    return tuple(found[:STUCK_SHOWN])
+
+
+def _exact_timing(period: Period, cut: Cut, moment: datetime) -> StageTiming:
+    exact = timing.k9_time_in_stage(period, cut, at=moment)
+    rows = exact.rows()
+    for r in rows:
+        spans = exact.durations(pipeline=r["pipeline"], stage=r["stage"])
+        r["shortest"], r["longest"] = min(spans, default=None), max(spans, default=None)
+    return StageTiming(moment, rows, exact.stuck[:STUCK_SHOWN], len(exact.stuck))
+
+
+# --- K12 ---------------------------------------------------------------------------------------
+
+
+def _counted(title: str, unit: str, period: Period, cut: Cut, keys: tuple[str, ...],
+             columns: tuple[str, ...], rows: list[dict[str, Any]]) -> Table:
+    return Table(title, unit, period, cut, keys, columns, tuple(
+        Fact(0, {k: r[k] for k in keys}, {c: _int(r[c]) for c in columns}) for r in rows))
+
+
+def next_task_coverage(cut: Cut) -> Table:
+    """``control.next_task_coverage`` with the counting in SQL."""
+    valid = Task.objects.filter(ticket_id=OuterRef("pk"), status=TaskStatus.OPEN,
+                                assignee__is_active=True)
+    rows = _rows(Ticket.objects.filter(status=TicketStatus.OPEN)
+                .filter(_person_filter(cut, "owner"), _ticket_filter(cut, ""))
+                .annotate(has=Exists(valid))
+                .values("pipeline__code", "owner_id").order_by("pipeline__code", "owner_id")
+                .annotate(open_tickets=Count("pk"), covered=_one(Q(has=True)),
+                          uncovered=_one(Q(has=False))))
+    for r in rows:
+        r["pipeline"], r["owner"] = r["pipeline__code"], r["owner_id"]
+    today = clock.now().date()
+    return _counted("K12 coverage", "tickets", Period.days(today, today), cut,
+                    ("pipeline", "owner"), ("open_tickets", "covered", "uncovered"), rows)
+
+
+def overdue_rate(at: datetime, cut: Cut) -> Table:
+    """``control.overdue_rate`` with the counting in SQL; the tasks moved after ``at`` are
+    counted by their due time then, one by one."""
+    tasks = (Task.objects.filter(created_at__lte=at)
+             .filter(Q(done_at__isnull=True) | Q(done_at__gt=at))
+             .exclude(ticket__status=TicketStatus.VOID)
+             .filter(_person_filter(cut, "assignee"), _ticket_filter(cut, "ticket__")))
+    moved: dict[int, datetime] = {}
+    for payload in (Event.objects.filter(type=EventType.TASK_RESCHEDULED, occurred_at__gt=at)
+                    .order_by("-occurred_at", "-seq").values_list("payload", flat=True)):
+        moved[int(payload["task"])] = control._moment(payload["from"])
+    rows: dict[tuple[str, Any], dict[str, Any]] = {}
+    for r in _rows(tasks.exclude(pk__in=sorted(moved)).values("ticket__pipeline__code",
+                                                         "assignee_id")
+              .order_by("ticket__pipeline__code", "assignee_id")
+              .annotate(open_tasks=Count("pk"), overdue=_one(Q(due_at__lt=at)))):
+        rows[(r["ticket__pipeline__code"], r["assignee_id"])] = {
+            "pipeline": r["ticket__pipeline__code"], "assignee": r["assignee_id"],
+            "open_tasks": r["open_tasks"], "overdue": _int(r["overdue"])}
+    if moved:
+        for pk, pipeline, assignee, due in (tasks.filter(pk__in=sorted(moved)).values_list(
+                "pk", "ticket__pipeline__code", "assignee_id", "due_at")):
+            cell = rows.setdefault((pipeline, assignee), {
+                "pipeline": pipeline, "assignee": assignee, "open_tasks": 0, "overdue": 0})
+            cell["open_tasks"] += 1
+            cell["overdue"] += int(moved.get(pk, due) < at)
+    return _counted("K12 overdue", "tasks", Period.days(at.date(), at.date()), cut,
+                    ("pipeline", "assignee"), ("open_tasks", "overdue"), list(rows.values()))
+
+
+def sla_compliance(period: Period, cut: Cut) -> Table:
+    """``control.sla_compliance`` from the spans."""
+    if not is_ready():
+        return control.sla_compliance(period, cut)
+    within = (Q(sla_due_at__isnull=False, closed_at__lte=F("sla_due_at"))
+              | Q(sla_due_at__isnull=True, sla_left__gt=timedelta()))
+    rows = _rows(_spans(cut).filter(closed_at__gte=period.start, closed_at__lt=period.end,
+                                   sla=True)
+                .filter(Q(sla_due_at__isnull=False) | Q(sla_left__isnull=False))
+                .values("pipeline", "stage", "executor").order_by("pipeline", "stage",
+                                                                  "executor")
+                .annotate(closed=Count("pk"), within=_one(within)))
+    for r in rows:
+        r["late"] = r["closed"] - _int(r["within"])
+    return _counted("K12 SLA", "stays", period, cut, ("pipeline", "stage", "executor"),
+                    ("closed", "within", "late"), rows)
