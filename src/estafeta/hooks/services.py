@@ -35,15 +35,18 @@ from estafeta.domain.codes import (
     Direction,
     EventType,
     Role,
+    TaskStatus,
     TicketStatus,
 )
 from estafeta.domain.errors import BadInput, Conflict
 from estafeta.domain.policy import require_role
 from estafeta.history.services import event_record
-from estafeta.intake.models import IntakeRecord
+from estafeta.intake.models import FollowUpKind, IntakeRecord
 from estafeta.intake.services import ActivitySpec, Arrival, intake_arrival
 from estafeta.pipelines.models import Pipeline
-from estafeta.tickets.models import Ticket
+from estafeta.tasks.models import Task
+from estafeta.tasks.services import tasks_fulfil
+from estafeta.tickets.models import Activity, Ticket
 
 from .models import CallOutcome, HookCall, HookKind, HookMessage, HookSender, HookSource
 from .schema import CallIn, MessageIn
@@ -204,7 +207,23 @@ def call_receive(*, source: HookSource, call: CallIn) -> Received:
             direction=call.direction, caller=call.caller, callee=call.callee,
             started_at=call.started_at, duration_seconds=call.duration, outcome=call.outcome,
             recording_url=call.recording_url, received_at=clock.now())
+        if not inbound and call.outcome == CallOutcome.ANSWERED:
+            _call_back_done(outcome.ticket, outcome.record)
     return Received(ticket=outcome.ticket.number, created=outcome.created, repeated=False)
+
+
+def _call_back_done(ticket: Ticket, record: IntakeRecord) -> None:
+    """A connected outgoing call is the call back the ticket owed: its open "call the client
+    back" tasks are completed by the call's activity (no second contact is logged). The
+    ticket's last open task stays open with the call linked to it (promise 2: a person plans
+    the next task when completing it)."""
+    if record.activity_id is None:  # pragma: no cover - a call arrival always logs one
+        return
+    activity = Activity.objects.get(pk=record.activity_id)
+    tasks = list(Task.objects.filter(ticket=ticket, status=TaskStatus.OPEN,
+                                     follow_up__kind=FollowUpKind.CALLBACK))
+    if tasks:
+        tasks_fulfil(actor=None, ticket=ticket, tasks=tasks, activity=activity)
 
 
 def _known_sender(source: HookSource, message: MessageIn) -> Client | None:

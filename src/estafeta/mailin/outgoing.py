@@ -37,10 +37,14 @@ from estafeta.domain.codes import (
     ActivityOutcome,
     ActivitySource,
     Direction,
+    TaskStatus,
     TicketStatus,
 )
 from estafeta.domain.errors import BadInput, Conflict
+from estafeta.intake.models import FollowUpKind
 from estafeta.notifications.models import Notification
+from estafeta.tasks.models import Task
+from estafeta.tasks.services import TaskDraft, tasks_fulfil
 from estafeta.tickets.files import store_file
 from estafeta.tickets.models import Ticket
 from estafeta.tickets.selectors import ticket_for_update
@@ -152,8 +156,15 @@ def reply_draft(ticket: Ticket) -> ReplyDraft:
 
 
 def mail_reply(*, actor: User, ticket: Ticket, to: str | Sequence[str], subject: str,
-               text: str, attachments: Sequence[File] = ()) -> MailMessage:
+               text: str, attachments: Sequence[File] = (),
+               successor: TaskDraft | None = None) -> MailMessage:
     """Write and queue a reply to the client; returns the outbound message.
+
+    The reply answers the client: the ticket's open "reply to the client" tasks (planned by
+    intake when the client wrote) are completed in the same transaction, linked to the reply's
+    activity rather than logging a second contact (``tasks.services.tasks_fulfil``). If that
+    task is the ticket's last open one it stays open (the contact linked to it, see
+    ``reply_task``) unless ``successor`` is given, which is then planned as the next task.
 
     Refused with ``BadInput`` (nothing written) for line breaks in the subject or recipients
     (header injection), bad or too many addresses, an empty or oversized text, too many or
@@ -208,11 +219,23 @@ def mail_reply(*, actor: User, ticket: Ticket, to: str | Sequence[str], subject:
             stored = store_file(upload, actor=actor)
             MailAttachment.objects.create(message=message, file=stored, name=stored.name,
                                           content_type=stored.content_type, size=stored.size)
+        tasks_fulfil(actor=actor, ticket=ticket, activity=activity, successor=successor,
+                     tasks=list(Task.objects.filter(ticket=ticket, status=TaskStatus.OPEN,
+                                                    follow_up__kind=FollowUpKind.REPLY)))
         Notification.objects.create(
             recipient=actor, channel="email", kind=KIND, ticket=ticket,
             payload={"message": message.pk, "ticket": ticket.number},
             idempotency_key=f"{KIND}:{message.pk}:email", created_at=now, next_attempt_at=now)
     return message
+
+
+def reply_task(message: MailMessage) -> Task | None:
+    """The reply task this reply answered: done, or still open when it was the ticket's last
+    open task (then it waits for its next task; completing it reuses the reply's contact)."""
+    if message.activity_id is None:
+        return None
+    return (Task.objects.filter(activities__pk=message.activity_id,
+                                follow_up__kind=FollowUpKind.REPLY).order_by("pk").first())
 
 
 def _default_from() -> str:
@@ -249,4 +272,5 @@ def reply_email(n: Notification) -> EmailMessage:
     return email
 
 
-__all__ = ["KIND", "mail_reply", "reply_draft", "reply_email", "reply_subject", "thread_parent"]
+__all__ = ["KIND", "mail_reply", "reply_draft", "reply_email", "reply_subject", "reply_task",
+           "thread_parent"]

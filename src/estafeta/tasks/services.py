@@ -4,6 +4,7 @@ without an open task; completing or cancelling its last one needs a successor in
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -221,6 +222,15 @@ def task_complete(
 
 def _contact_of(task: Task, outcome: str, contact_outcome: str | None,
                 duration: int | None, note: str, actor: User, now: datetime) -> Activity | None:
+    linked = Activity.objects.filter(task=task).order_by("pk").first()
+    if linked is not None:
+        # The contact was already made and logged (a reply sent from the ticket, a call the
+        # exchange reported: ``tasks_fulfil`` linked it while the task had to stay open as the
+        # ticket's last one); completing the task must not count it a second time.
+        if outcome != TaskStatus.DONE:
+            raise BadInput("the contact this task asked for was already made: complete it as"
+                           " done", code="contact_made")
+        return linked
     kind = CONTACT_TASK_KINDS.get(TaskKind(task.kind))
     if kind is None:
         if contact_outcome is not None:
@@ -243,6 +253,72 @@ def _contact_of(task: Task, outcome: str, contact_outcome: str | None,
         ticket_id=task.ticket_id, kind=kind, direction=Direction.OUT, outcome=chosen,
         duration_seconds=duration, occurred_at=now, performed_by=actor, note=note,
         source=ActivitySource.TASK, task=task, created_at=now)
+
+
+@dataclass(frozen=True)
+class Fulfilled:
+    """What ``tasks_fulfil`` did: the tasks it completed and the one it had to leave open."""
+
+    done: tuple[Task, ...] = ()
+    kept: Task | None = None  # the open ticket's last open task: still open, contact linked
+
+
+def tasks_fulfil(*, actor: User | None, ticket: Ticket, tasks: Sequence[Task],
+                 activity: Activity, successor: TaskDraft | None = None) -> Fulfilled:
+    """Complete open contact tasks that a contact already logged has fulfilled: a reply sent
+    from the ticket completes its "reply to the client" task, a connected outgoing call its
+    "call the client back" task. The contact is linked to the task (``Activity.task``) instead
+    of a second one being logged, so K1 counts it once; one ``task.completed`` event per task
+    (payload ``by_contact: true``), written by ``actor`` (``None``: an integration).
+
+    Only tasks of the contact's kind are completed (an email does not complete a call task).
+    The person who made the contact completes the task whoever it was assigned to: the contact
+    itself was checked when it was logged. Promise 2: if completing them would leave the open
+    ticket with no open task, the last one is planned as ``successor`` when given; without one
+    it stays open (``Fulfilled.kept``) with the contact linked, and completing it later by hand
+    (with its successor) reuses that contact. ``successor`` is used only in that case (it is
+    ignored when other tasks stay open). Call inside the transaction that logged the
+    contact."""
+    if activity.direction != Direction.OUT or activity.outcome in (
+            ActivityOutcome.RECEIVED, ActivityOutcome.MISSED, ActivityOutcome.NO_ANSWER,
+            ActivityOutcome.BUSY):
+        return Fulfilled()  # not a contact made: nothing is fulfilled
+    now = clock.now()
+    with transaction.atomic():
+        ticket = ticket_for_update(ticket)
+        if activity.ticket_id != ticket.pk:
+            raise BadInput("the contact was logged on another ticket", code="wrong_ticket")
+        matching = [
+            t for t in Task.objects.select_for_update().filter(
+                pk__in=[t.pk for t in tasks], ticket=ticket, status=TaskStatus.OPEN)
+            .order_by("due_at", "pk")
+            if CONTACT_TASK_KINDS.get(TaskKind(t.kind)) == activity.kind]
+        if not matching:
+            return Fulfilled()
+        others = (Task.objects.filter(ticket=ticket, status=TaskStatus.OPEN)
+                  .exclude(pk__in=[t.pk for t in matching]).exists())
+        last_needed = ticket.is_open and not others
+        kept = matching.pop() if last_needed and successor is None else None
+        brief = _activity_brief(activity)
+        done: list[Task] = []
+        for index, task in enumerate(matching):
+            planned = None
+            if last_needed and successor is not None and index == len(matching) - 1:
+                planned = task_from_draft(ticket=ticket, visit=_current_visit(ticket),
+                                          draft=successor, default_assignee=actor or task.assignee,
+                                          actor=actor, now=now)
+            task.status, task.done_at, task.done_by = TaskStatus.DONE, now, actor
+            task.save(update_fields=["status", "done_at", "done_by"])
+            ticket_event(ticket, EventType.TASK_COMPLETED, actor, {
+                "task": task.pk, "kind": task.kind, "outcome": TaskStatus.DONE,
+                "override": False, "activity": brief, "by_contact": True,
+                "successor": task_brief(planned) if planned else None})
+            done.append(task)
+        linked = kept or (done[0] if done else None)  # the kept task's completion reuses it
+        if activity.task_id is None and linked is not None:
+            activity.task = linked
+            Activity.objects.filter(pk=activity.pk, task__isnull=True).update(task=linked)
+    return Fulfilled(done=tuple(done), kept=kept)
 
 
 def _activity_brief(activity: Activity | None) -> dict[str, object] | None:

@@ -35,7 +35,7 @@ from estafeta.domain.codes import TicketStatus
 from estafeta.domain.errors import EstafetaError, NotFound
 from estafeta.domain.policy import is_participant, is_supervisor
 from estafeta.mailin.models import MailAttachment, MailDirection, MailMessage
-from estafeta.mailin.outgoing import MAX_TEXT, mail_reply, reply_draft
+from estafeta.mailin.outgoing import MAX_TEXT, mail_reply, reply_draft, reply_task
 from estafeta.mailin.sanitize import sanitize_html, text_as_html
 from estafeta.tickets.access import access_ticket
 from estafeta.tickets.files import safe_name
@@ -270,15 +270,22 @@ def reply(request: HttpRequest, number: str) -> HttpResponse:
     if form.is_valid():
         data = form.cleaned_data
         try:
-            mail_reply(actor=request.user, ticket=ticket,  # type: ignore[arg-type]
-                       to=data["to"], subject=data.get("subject") or "", text=data["text"],
-                       attachments=data.get("attachments") or [])
+            sent = mail_reply(actor=request.user, ticket=ticket,  # type: ignore[arg-type]
+                              to=data["to"], subject=data.get("subject") or "",
+                              text=data["text"], attachments=data.get("attachments") or [])
         except EstafetaError as exc:
             text = REFUSALS.get(exc.code)
             messages.error(request, str(text) if text is not None else describe(exc))
             status = status_for(exc)
         else:
             messages.success(request, _("The reply is on its way to the client."))
+            task = reply_task(sent)
+            if task is not None and task.is_open:
+                messages.warning(request, _(
+                    "The task “%(title)s” stays open: it is the ticket's only task. Complete it"
+                    " and plan the next one (the reply is counted once).") % {"title": task.title})
+            elif task is not None:
+                messages.info(request, _("The task “%(title)s” is done.") % {"title": task.title})
             return redirect(reverse("web:ticket", args=[ticket.number]) + "#mail")
     fresh = _ticket_or_none(request, number)
     if fresh is None:
