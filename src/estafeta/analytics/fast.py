@@ -145,6 +145,9 @@ def k7_lead_to_sale(period: Period, cut: Cut, *, window: timedelta = DEFAULT_WIN
                  ("cohort", WON, LOST, OPEN, "immature"), facts)
 
 
+K7_PARTS = ("email_call", "call_meeting", "lead_sale")
+
+
 def k7_part(part: str, period: Period, cut: Cut) -> Table:
     if part == "lead_sale":
         return k7_lead_to_sale(period, cut)
@@ -419,3 +422,42 @@ def sla_compliance(period: Period, cut: Cut) -> Table:
         r["late"] = r["closed"] - _int(r["within"])
     return _counted("K12 SLA", "stays", period, cut, ("pipeline", "stage", "executor"),
                     ("closed", "within", "late"), rows)
+
+
+# --- verify --------------------------------------------------------------------------------------
+
+
+def _funnel_rows(funnel: conversions.Funnel) -> list[dict[str, Any]]:
+    return [{"pipeline": p, **step} for p in sorted(funnel.stages) for step in funnel.steps(p)]
+
+
+def differences(period: Period, cut: Cut | None = None) -> Any:
+    """Where this module's answers and the exact figures disagree for ``period`` and ``cut``
+    (K7's three cohorts, K8 in both modes, K9, K12 coverage, overdue and SLA compliance)."""
+    cut = cut or Cut()
+
+    def table(name: str, a: Table, b: Table, keys: tuple[str, ...]) -> Any:
+        for group in (keys, ()):
+            if a.rollup(*group) != b.rollup(*group):
+                yield f"{name} by {','.join(group) or 'total'}: fast {a.rollup(*group)} != " \
+                      f"exact {b.rollup(*group)}"
+
+    for part, keys, exact in (("email_call", ("performer",), conversions.k7_email_to_call),
+                              ("call_meeting", ("performer",), conversions.k7_call_to_meeting),
+                              ("lead_sale", ("channel", "owner"), conversions.k7_lead_to_sale)):
+        yield from table(f"K7 {part}", k7_part(part, period, cut), exact(period, cut), keys)
+    for mode in (conversions.STRICT, conversions.ANY_ORDER):
+        a, b = (_funnel_rows(k8_funnel(period, cut, mode=mode)),
+                _funnel_rows(conversions.k8_funnel(period, cut, mode=mode)))
+        if a != b:
+            yield f"K8 {mode}: fast {a} != exact {b}"
+    fast9 = k9_timing(period, cut)
+    exact9 = _exact_timing(period, cut, fast9.at)
+    if fast9 != exact9:
+        yield f"K9: fast {fast9} != exact {exact9}"
+    yield from table("K12 coverage", next_task_coverage(cut), control.next_task_coverage(cut),
+                     ("pipeline", "owner"))
+    yield from table("K12 overdue", overdue_rate(fast9.at, cut),
+                     control.overdue_rate(fast9.at, cut), ("pipeline", "assignee"))
+    yield from table("K12 SLA", sla_compliance(period, cut), control.sla_compliance(period, cut),
+                     ("pipeline", "stage", "executor"))

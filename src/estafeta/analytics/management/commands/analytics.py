@@ -33,7 +33,7 @@ class Command(EstafetaCommand):
             verify.add_argument(f"--{name}", help=f"only this {name} (as in the API)")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        from estafeta.analytics import rollup
+        from estafeta.analytics import fast, rollup
         from estafeta.analytics.period import CUT_FIELDS, Cut, Period
 
         if options["action"] == "rebuild":
@@ -54,7 +54,7 @@ class Command(EstafetaCommand):
             return
         period = Period.parse(options["period"])
         cut = Cut.parse({k: options.get(k) for k in CUT_FIELDS if options.get(k)})
-        problems = list(rollup.differences(period, cut))
+        problems = [*rollup.differences(period, cut), *fast.differences(period, cut)]
         if problems:
             for problem in problems:
                 self.stderr.write(problem)
