@@ -168,6 +168,8 @@ CASES: dict[str, Case] = {
     "resume": Case("post", "/api/v1/tickets/{n}/resume/", lambda w, t: {"stage": "new"}, 200,
                    works, _paused),
     "merge": Case("post", "/api/v1/tickets/{n}/merge/", _twin, 200, supervises),
+    "reply by email": Case("post", "/api/v1/tickets/{n}/reply/",
+                           lambda w, t: {"to": "ivan@example.com", "text": "Hello"}, 201, works),
     "get task": Case("get", "/api/v1/tasks/{t}/", None, 200, sees),
     "complete task": Case("post", "/api/v1/tasks/{t}/complete/",
                           lambda w, t: {"successor": _draft()}, 200, works),

@@ -6,7 +6,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from estafeta.intake import api as intake
 from estafeta.notifications import api as notifications
 
-from . import analytics, views
+from . import analytics, mail, views
 from .errors import not_found
 
 app_name = "api"
@@ -34,6 +34,7 @@ urlpatterns = [
     path(T + "pause/", views.PauseView.as_view(), name="ticket-pause"),
     path(T + "resume/", views.ResumeView.as_view(), name="ticket-resume"),
     path(T + "merge/", intake.TicketMergeView.as_view(), name="ticket-merge"),
+    path(T + "reply/", mail.TicketReplyView.as_view(), name="ticket-reply"),
     path("duplicates/", intake.FlagListView.as_view(), name="duplicates"),
     path("duplicates/<int:flag_id>/merge/", intake.FlagMergeView.as_view(),
          name="duplicate-merge"),
