@@ -35,6 +35,7 @@ from estafeta.tickets.models import Ticket
 
 from .dbstate import snapshot
 from .factories import PASSWORD, PIPELINES, World, intake_rows, later, webform_sent
+from .hook_rows import hooks_rows
 
 if TYPE_CHECKING:  # what the test client returns, as django-stubs names it
     from django.test.client import _MonkeyPatchedWSGIResponse as HttpResponse
@@ -75,6 +76,7 @@ def full(world: World) -> Full:
         url="https://crm.example/hook", secret="s" * 32))
     webform_sent(world)
     intake_rows(world)
+    hooks_rows(world)
     checkpoint_create()
     return Full(world, t)
 

@@ -28,6 +28,7 @@ from estafeta.tickets.models import Ticket
 
 from .conftest import IS_POSTGRES
 from .factories import World, intake_rows, webform_sent
+from .hook_rows import hooks_rows
 
 
 @pytest.fixture
@@ -53,6 +54,7 @@ def full(world: World, now: datetime) -> World:
     webform_sent(world)
     intake_rows(world)
     _mail_rows(world)
+    hooks_rows(world)
     month_later = now + timedelta(days=30)
     with clock.frozen(month_later):  # the task is long overdue: an escalation and its notices
         monitor_pass(now=month_later)
