@@ -29,6 +29,7 @@ from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.db import connection, transaction
+from django.db.models import Count
 from django.utils import timezone
 
 from estafeta.accounts.models import Team, User
@@ -41,6 +42,7 @@ from estafeta.domain.codes import Role, TaskStatus, TicketStatus
 from estafeta.domain.errors import Conflict
 from estafeta.history.models import Event
 from estafeta.history.services import checkpoint_create
+from estafeta.intake.models import IntakeRecord
 from estafeta.pipelines.services import pipeline_load
 from estafeta.tasks.models import Task
 from estafeta.tasks.services import TaskDraft, task_complete, task_plan, task_reschedule
@@ -58,6 +60,8 @@ from estafeta.tickets.services import (
     ticket_reopen,
     ticket_void,
 )
+
+from .channels import INTAKE_CHANNELS, Arrived, Channels
 
 PIPELINES_DIR = Path(__file__).resolve().parent / "pipelines"
 PIPELINE_FILES = ("car-purchase.yaml", "fleet.yaml", "service-booking.yaml", "complaint.yaml")
@@ -350,14 +354,17 @@ class DemoResult:
     tickets: dict[str, int] = field(default_factory=dict)
     events: int = 0
     overdue_tasks: int = 0
+    intake: dict[str, int] = field(default_factory=dict)  # arrivals by channel
 
     def summary(self) -> str:
         if not self.created:
             return "the demo dealership is already in this database; nothing was built"
         counts = ", ".join(f"{status} {n}" for status, n in self.tickets.items())
         total = sum(self.tickets.values())
+        arrivals = ", ".join(f"{channel} {n}" for channel, n in sorted(self.intake.items()))
         return (f"built in {self.seconds:.1f}s: {total} tickets ({counts}), {self.events:,} "
-                f"events, {self.overdue_tasks} overdue open task(s)")
+                f"events, {self.overdue_tasks} overdue open task(s); "
+                f"{sum(self.intake.values())} requests came in through intake ({arrivals})")
 
 
 def demo_exists() -> bool:
@@ -366,12 +373,14 @@ def demo_exists() -> bool:
 
 def build_demo(*, months: float = 6, scale: float = 1.0, seed: int = 2026,
                end: datetime | None = None,
-               progress: Callable[[str], None] | None = None) -> DemoResult:
+               progress: Callable[[str], None] | None = None,
+               mail_dir: Path | None = None) -> DemoResult:
     """Build the demo dealership unless it is there already (then return ``created=False``).
 
     ``months`` of history end at ``end`` (default: now); ``scale`` multiplies the number of
     requests (1.0 is a dealership of this size; tests use less). The same ``seed`` builds the same
-    dealership. Everything is one transaction: a failed build leaves nothing behind.
+    dealership. Everything is one transaction: a failed build leaves nothing behind (but the
+    maildir folders, made under ``mail_dir``, default ``<data dir>/mail``).
     """
     started = time.monotonic()
     end = end or timezone.now()
@@ -384,7 +393,8 @@ def build_demo(*, months: float = 6, scale: float = 1.0, seed: int = 2026,
             return DemoResult(created=False)
         _refuse_collisions()
         rng = random.Random(seed)  # noqa: S311 - reproducible demo data, not secrets
-        dealership = Dealership(rng=rng, end=end, months=months, scale=scale, say=say)
+        dealership = Dealership(rng=rng, end=end, months=months, scale=scale, say=say,
+                                mail_dir=mail_dir)
         dealership.build()
         with clock.frozen(end):
             checkpoint_create()
@@ -395,6 +405,8 @@ def build_demo(*, months: float = 6, scale: float = 1.0, seed: int = 2026,
     result.events = Event.objects.count()
     result.overdue_tasks = Task.objects.filter(status=TaskStatus.OPEN, due_at__lt=end,
                                                ticket__pipeline__code__in=DEMO_PIPELINES).count()
+    result.intake = dict(IntakeRecord.objects.values_list("channel").annotate(n=Count("pk"))
+                         .order_by())
     return result
 
 
@@ -479,7 +491,7 @@ class Dealership:
     """Builds the people, the configuration and the history (inside the caller's transaction)."""
 
     def __init__(self, *, rng: random.Random, end: datetime, months: float, scale: float,
-                 say: Callable[[str], None]) -> None:
+                 say: Callable[[str], None], mail_dir: Path | None = None) -> None:
         self.rng = rng
         self.end = end
         self.start = end - timedelta(days=round(months * 30.4))
@@ -495,6 +507,7 @@ class Dealership:
         self.serials: dict[tuple[str, int], int] = {}
         self.tickets_made = 0
         self._month: tuple[int, int] | None = None
+        self.channels = Channels(self, mail_dir)
 
     # --- setup ---
 
@@ -506,8 +519,9 @@ class Dealership:
             self._reference()
             self._pipelines()
             self._companies()
-        self.say(f"people, teams, {len(PIPELINE_FILES)} pipelines and {len(self.companies)} "
-                 f"companies set up ({ddmmyyyy(setup_at)})")
+            self.channels.setup(self.users["admin"])
+        self.say(f"people, teams, {len(PIPELINE_FILES)} pipelines, {len(self.companies)} "
+                 f"companies and the intake channels set up ({ddmmyyyy(setup_at)})")
         scheduler = Scheduler(self.end, self._on_stop, self._on_moment)
         for story in self._plan():
             scheduler.add(story)
@@ -592,6 +606,9 @@ class Dealership:
                         yield Story(run.__name__.strip("_"), run, at,
                                     neglect=rng.random() < 0.25)
         yield from self._showcase()
+        flagged_at = last_working(self.end - timedelta(hours=rng.uniform(2, 5)), rng)
+        yield Story("possible duplicate", lambda s: self.channels.stranger_with_a_number(s.start),
+                    max(flagged_at, self.start))
         first = self.start + timedelta(days=1)
         yield Story("staff", self._staff, first)
         yield Story("checkpoints", self._checkpoints, first)
@@ -607,8 +624,9 @@ class Dealership:
                 (self._complaint, ("received", "investigation", "resolution"), 2))
         for run, stages, pace in held:
             for k, stage in enumerate(stages):
-                if k == 0:
-                    at = last_working(self.end - timedelta(hours=rng.uniform(1, 3)), rng)
+                if k == 0:  # the newest car request: a missed call, its call-back still due
+                    hours = rng.uniform(1, 3) / (3 if run == self._car else 1)
+                    at = last_working(self.end - timedelta(hours=hours), rng)
                 else:
                     at = _at(working_day_before(self.end, pace * k + 1), rng.randint(10, 15),
                              rng.randint(0, 59))
@@ -753,7 +771,8 @@ class Dealership:
     def call_back(self, ticket: Ticket, *, result: str, title: str = "Перезвонить клиенту",
                   hours: float = 3, outcome: str = "no_answer") -> None:
         """The current call did not settle anything: mark it and plan the next one."""
-        task = self.open_tasks(ticket)[-1]
+        tasks = self.open_tasks(ticket)
+        task = next((t for t in reversed(tasks) if t.kind == "call"), tasks[-1])
         due = self.later(hours=hours)
         self.complete(task, contact=outcome if task.kind == "call" else None,
                       successor=TaskDraft(kind="call", title=title,
@@ -872,24 +891,39 @@ class Dealership:
         subject = rng.choice((f"Покупка {model}", f"Интересует {model}",
                               f"Тест-драйв {model}", f"Запрос цены на {model}"))
         client = self.known_person() if rng.random() < 0.05 else None
-        ticket = self.register(pipeline="car-purchase", channel=channel, subject=subject,
-                               client=client, seller=seller,
-                               description=rng.choice(("", "Просит перезвонить после 12:00",
-                                                       "Интересует комплектация с полным "
-                                                       "приводом", "Есть автомобиль в трейд-ин")))
+        description = rng.choice(("", "Просит перезвонить после 12:00",
+                                  "Интересует комплектация с полным приводом",
+                                  "Есть автомобиль в трейд-ин"))
+        arrived: Arrived | None = None
+        if s.hold_at == "new":  # the newest request: a call nobody answered, to call back
+            channel = "phone"
+        if client is None and channel in INTAKE_CHANNELS:  # through the dealership's channels
+            arrived = self.channels.arrive(
+                channel=channel, model=model, subject=subject, text=description,
+                missed=channel == "phone" and (s.hold_at == "new" or rng.random() < 0.2))
+            if arrived is None:  # a known phone or email: it went onto that client's ticket
+                return
+            ticket = arrived.ticket
+            self.tickets_made += 1
+        else:
+            ticket = self.register(pipeline="car-purchase", channel=channel, subject=subject,
+                                   client=client, seller=seller, description=description)
         s.ticket = ticket
 
         if s.hold_at == "new":
             yield self.after_end
         if s.calm and rng.random() < 0.025:  # the same person also left a request online
             yield self.later(minutes=rng.randint(3, 30))
-            twin = self.register(pipeline="car-purchase", channel="web_form",
-                                 subject=f"Заявка с сайта: {model}",
-                                 client=Ticket.objects.get(pk=ticket.pk).client)
-            yield self.later(minutes=rng.randint(20, 120))
-            ticket_void(actor=self.executor(twin), ticket=twin,
-                        reason="Дубль: клиент позвонил и оставил заявку на сайте",
-                        duplicate_of=ticket.number)
+            if arrived is not None:  # intake puts it on the open ticket (and plans a reply)
+                self.channels.same_client_by_form(ticket, model)
+            else:  # registered by hand: a second ticket, voided as a duplicate
+                twin = self.register(pipeline="car-purchase", channel="web_form",
+                                     subject=f"Заявка с сайта: {model}",
+                                     client=Ticket.objects.get(pk=ticket.pk).client)
+                yield self.later(minutes=rng.randint(20, 120))
+                ticket_void(actor=self.executor(twin), ticket=twin,
+                            reason="Дубль: клиент позвонил и оставил заявку на сайте",
+                            duplicate_of=ticket.number)
 
         p_loss = {"new": 0.13, "qualification": 0.14, "presentation": 0.17, "quote": 0.2,
                   "credit": 0.25, "contract": 0.06} if s.calm else {}
@@ -907,6 +941,8 @@ class Dealership:
             yield self.later(hours=rng.randint(20, 30))
             self.lose(ticket, "no_contact", "Три попытки дозвона, SMS и письмо без ответа")
             return
+        if arrived is not None:  # an email answered and answered back, a second message
+            yield from self.channels.conversation(arrived)
         yield self.later(minutes=rng.randint(5, 90))
         budget = round(price * rng.uniform(1.0, 1.15) / 50_000) * 50_000
         self.advance(ticket, "new", {

@@ -60,9 +60,10 @@ class Command(EstafetaCommand):
         result = build_demo(months=options["months"], scale=options["scale"],
                             seed=options["seed"], progress=self.stdout.write)
         self.stdout.write(result.summary())
+        url = f"http://{options['host']}:{options['port']}/"
+        self._intake(url)
         if options["no_serve"]:
             return
-        url = f"http://{options['host']}:{options['port']}/"
         self.stdout.write(f"Open {url} and sign in as ivanov (a seller), sokolova (a head of "
                           "sales), morozov (the director), orlova (the operator) or admin; the "
                           f"API is at {url}api/v1/docs/.")
@@ -78,3 +79,24 @@ class Command(EstafetaCommand):
                 worker.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 worker.kill()
+
+    def _intake(self, url: str) -> None:
+        """Where requests come in (README "Try the intake"); the webhook secrets are the demo's
+        own, printed every time: never reuse them for a real exchange."""
+        from estafeta.demo.channels import intake_info
+
+        info = intake_info(url)
+        if info is None:
+            return
+        self.stdout.write("")
+        self.stdout.write("Intake (DEMO ONLY: these webhook secrets are printed for anyone to "
+                          "see; a real source's secret is shown once):")
+        self.stdout.write(f"  web form   {info.form_url}")
+        self.stdout.write(f"  telephony  POST {info.telephony_url}  secret {info.telephony_secret}")
+        self.stdout.write(f"  messenger  POST {info.messenger_url}  secret {info.messenger_secret}")
+        self.stdout.write(f"  email      mailbox {info.mailbox!r}: put .eml files into "
+                          f"{info.maildir}/new/ (the worker reads it every 30 s), or run "
+                          f"estafeta intake email --file MESSAGE.eml --mailbox {info.mailbox}")
+        self.stdout.write("  examples   docs/examples/ (request.eml, call.json, message.json, "
+                          "post_hook.py)")
+        self.stdout.write("")
