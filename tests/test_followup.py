@@ -142,6 +142,12 @@ def test_the_last_open_task_stays_open_with_the_reply_linked(world: World) -> No
         task_complete(actor=world.ann, task=other, outcome="missed",
                       successor=draft("Call again"))
     assert refused.value.code == "contact_made"
+    from django.utils import translation
+
+    from estafeta.web.errors import describe
+
+    with translation.override("en"):
+        assert describe(refused.value).startswith("The contact this task asked for was already")
 
 
 def test_a_reply_with_a_successor_completes_the_last_task(world: World) -> None:

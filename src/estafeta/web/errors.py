@@ -72,6 +72,8 @@ MESSAGES: dict[str, Promise] = {
     "successor_required": _("This is the last open task of the ticket: plan the next task in the "
                             "same step (every open ticket always has a next task)."),
     "task_closed": _("This task is already closed."),
+    "contact_made": _("The contact this task asked for was already made (a reply or a call "
+                      "back): complete the task as done."),
     "bad_due": _("Enter the due date and time."),
     "due_in_past": _("The due time is in the past."),
     "bad_title": _("A title is required (at most 200 characters)."),
