@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
@@ -450,12 +452,35 @@ def _exact_extra() -> None:
     EXACT.setdefault("LOST", lost_value_by_stage)
 
 
+_MEMO: ContextVar[dict[tuple[Any, ...], Table] | None] = ContextVar("rollup_memo",
+                                                                    default=None)
+
+
+@contextmanager
+def memo() -> Iterator[None]:
+    """Within the block, ``table`` answers each (figure, period, cut) once (a dashboard asks
+    for K10 of one period for several cards)."""
+    token = _MEMO.set({})
+    try:
+        yield
+    finally:
+        _MEMO.reset(token)
+
+
 def table(figure: str, period: Period, cut: Cut) -> Table:
     """The figure's rows: from the cells when the rollups are ready, else from the history."""
+    cache = _MEMO.get()
+    key = (figure, period, cut)
+    if cache is not None and key in cache:
+        return cache[key]
     if is_ready():
-        return rolled(figure, period, cut)
-    _exact_extra()
-    return EXACT[figure](period, cut)
+        found: Table = rolled(figure, period, cut)
+    else:
+        _exact_extra()
+        found = EXACT[figure](period, cut)
+    if cache is not None:
+        cache[key] = found
+    return found
 
 
 def source(figure: str) -> Callable[[Period, Cut], Table]:

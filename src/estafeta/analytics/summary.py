@@ -226,14 +226,11 @@ def refresh(tickets: dict[int, Any], events: dict[int, list[tuple[Any, ...]]],
     stored = {row[0]: tuple(row) for row in TicketSummary.objects.filter(ticket_id__in=ids)
               .values_list(*SUMMARY_FIELDS)}
     changed = [pk for pk in ids if stored.get(pk) != summaries[pk]]
-    if changed:
-        TicketSummary.objects.filter(ticket_id__in=[pk for pk in changed if pk in stored]
-                                     ).delete()
+    if changed:  # one upsert
         TicketSummary.objects.bulk_create(
-            TicketSummary(**dict(zip(SUMMARY_FIELDS, summaries[pk], strict=True)))
-            for pk in changed)
-    TicketSummary.objects.filter(ticket_id__in=[pk for pk in stored
-                                                if pk not in summaries]).delete()
+            [TicketSummary(**dict(zip(SUMMARY_FIELDS, summaries[pk], strict=True)))
+             for pk in changed], update_conflicts=True, unique_fields=["ticket_id"],
+            update_fields=list(SUMMARY_FIELDS[1:]))
     old = {row[0]: tuple(row) for row in StaySpan.objects.filter(ticket_id__in=ids)
            .values_list(*SPAN_FIELDS)}
     calendars: dict[int, Any] = {}
@@ -255,8 +252,9 @@ def refresh(tickets: dict[int, Any], events: dict[int, list[tuple[Any, ...]]],
         if before != _span_tuple(span):
             fresh.append(span)
     gone = [visit for visit in old if visit not in spans]
-    rewrite = [s["visit_id"] for s in fresh if s["visit_id"] in old]
-    if gone or rewrite:
-        StaySpan.objects.filter(visit_id__in=gone + rewrite).delete()
-    if fresh:
-        StaySpan.objects.bulk_create(StaySpan(**span) for span in fresh)
+    if gone:
+        StaySpan.objects.filter(visit_id__in=gone).delete()
+    if fresh:  # one upsert
+        StaySpan.objects.bulk_create([StaySpan(**span) for span in fresh],
+                                     update_conflicts=True, unique_fields=["visit_id"],
+                                     update_fields=list(SPAN_FIELDS[1:]))

@@ -1126,6 +1126,12 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         bucket = read_bucket(request.GET)
     except EstafetaError as exc:
         return _refused(request, exc)
+    with rollup.memo():
+        return _dashboard(request, user, period, cut, mode, bucket)
+
+
+def _dashboard(request: HttpRequest, user: User, period: Period, cut: Cut, mode: str,
+               bucket: str) -> HttpResponse:
     cards = build_cards(period, cut, energy_visible(user))
     return render(request, "web/analytics/dashboard.html", {
         "section": "analytics", "period": period, "cut": cut, "cards": cards,
