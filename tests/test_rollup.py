@@ -24,6 +24,7 @@ from estafeta.analytics import control, fast, rollup
 from estafeta.analytics.figures import k2_leads, k3_documents, k10_outcomes
 from estafeta.analytics.models import Cell, RollupState, TicketRollup, TicketSummary
 from estafeta.analytics.period import Cut, Period
+from estafeta.analytics.timing import k9_time_in_stage
 from estafeta.calendars.selectors import clear_calendar_cache
 from estafeta.core import clock
 from estafeta.pipelines.models import clear_version_cache
@@ -220,3 +221,25 @@ def test_verify_exits_non_zero_on_a_mismatch(world: factories.World) -> None:
         call_command("analytics", "verify", "--period", "2026-11", stdout=io.StringIO(),
                      stderr=err)
     assert "K7 lead_sale" in err.getvalue()
+
+
+def test_the_dashboards_stuck_list_keeps_the_exact_order_with_ties(
+        world: factories.World, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The dashboard lists the oldest stuck stays only; starts with no working time between
+    them have the same business age, and the exact order then goes by ticket."""
+    w = world
+    starts = [(11, 15, 12, 0), (11, 14, 11, 0), (11, 14, 10, 0), (11, 13, 17, 30),
+              (11, 16, 10, 0)]  # Sun, Sat, Sat, Fri evening, Mon: created in this order
+    for month, day, hour, minute in starts:
+        with _at(2026, month, day, hour, minute):
+            w.ticket(owner=w.ann)
+    november = Period.parse("2026-11")
+    with _at(2026, 11, 17, 12, 0):
+        exact = k9_time_in_stage(november, Cut())
+        assert len(exact.stuck) == 5
+        for shown in (1, 2, 3, 5):
+            monkeypatch.setattr(fast, "STUCK_SHOWN", shown)
+            timing = fast.k9_timing(november, Cut())
+            assert timing.stuck == exact.stuck[:shown], shown
+            assert timing.stuck_total == 5
+        assert not list(fast.differences(november))

@@ -304,14 +304,15 @@ def k9_timing(period: Period, cut: Cut, *, at: datetime | None = None) -> StageT
             row(pipeline, stage).update(
                 closed=len(values), median=timing.median(values),
                 p80=timing.percentile(values, 0.8), shortest=min(values), longest=max(values))
-    still = _spans(cut).filter(Q(closed_at__isnull=True) | Q(closed_at__gt=moment),
-                               entered_at__lte=moment)
+    # open at ``moment``: still open (a partial index), or closed after it (by closed_at)
+    still = [_spans(cut).filter(closed_at__isnull=True, entered_at__lte=moment),
+             _spans(cut).filter(closed_at__gt=moment, entered_at__lte=moment)]
+    groups = [r for qs in still for r in _rows(
+        qs.values("pipeline", "stage", "version_id").order_by("pipeline", "stage", "version_id")
+        .annotate(n=Count("pk"), first=Min("entered_at"), stuck=_one(_past_due(moment))))]
     calendars = {v.pk: calendar_for(v) for v in PipelineVersion.objects.filter(
-        pk__in=sorted(set(still.values_list("version_id", flat=True).distinct())))}
-    for r in _rows(still.values("pipeline", "stage", "version_id")
-              .order_by("pipeline", "stage", "version_id")
-              .annotate(n=Count("pk"), first=Min("entered_at"),
-                        stuck=_one(_past_due(moment)))):
+        pk__in=sorted({r["version_id"] for r in groups}))}
+    for r in groups:
         cell = row(r["pipeline"], r["stage"])
         age = calendars[r["version_id"]].between(r["first"], moment)
         age = timedelta(seconds=int(age.total_seconds()))
@@ -321,22 +322,36 @@ def k9_timing(period: Period, cut: Cut, *, at: datetime | None = None) -> StageT
                                                                           age)
     rows = [out[key] for key in sorted(out)]
     stuck_total = sum(r["stuck"] for r in rows)
-    return StageTiming(moment, rows, _oldest_stuck(still.filter(_past_due(moment)), moment,
-                                                   calendars), stuck_total)
+    return StageTiming(moment, rows, _oldest_stuck(
+        [qs.filter(_past_due(moment)) for qs in still], moment, calendars), stuck_total)
 
 
-def _oldest_stuck(stuck: QuerySet[StaySpan], moment: datetime,
+def _oldest_stuck(stuck: list[QuerySet[StaySpan]], moment: datetime,
                   calendars: dict[int, Any]) -> tuple[timing.Stuck, ...]:
-    """The ``STUCK_SHOWN`` oldest stuck stays: the earliest started of each calendar, aged."""
+    """The ``STUCK_SHOWN`` oldest stuck stays, ordered as the exact figure (age, then ticket).
+    Per calendar the business age does not grow as the start gets later, and two starts have
+    the same age only with no working time between them: so the earliest ``STUCK_SHOWN``
+    starts, and those tied with the last of them, hold every candidate."""
+    fields = ("ticket_id", "pipeline", "stage", "executor", "entered_at", "sla_due_at")
     found = []
-    for version in calendars:
-        for (ticket, pipeline, stage, executor, entered, due) in (
-                stuck.filter(version_id=version).order_by("entered_at", "ticket_id")
-                .values_list("ticket_id", "pipeline", "stage", "executor", "entered_at",
-                             "sla_due_at")[:STUCK_SHOWN]):
-            age = calendars[version].between(entered, moment)
+    for version, calendar in calendars.items():
+        rows: list[tuple[Any, ...]] = []
+        for qs in stuck:
+            rows += qs.filter(version_id=version).order_by("entered_at", "ticket_id"
+                                                           ).values_list(*fields)[:STUCK_SHOWN]
+        rows.sort(key=lambda r: (r[4], r[0]))
+        rows = rows[:STUCK_SHOWN]
+        if len(rows) == STUCK_SHOWN:
+            edge = rows[-1][4]
+            tied = calendar.next_working_moment(edge)
+            seen = {(r[0], r[4]) for r in rows}
+            for qs in stuck:
+                rows += [r for r in qs.filter(version_id=version, entered_at__gte=edge,
+                                              entered_at__lte=tied).values_list(*fields)
+                         if (r[0], r[4]) not in seen]
+        for ticket, pipeline, stage, executor, entered, due in rows:
             found.append(timing.Stuck(ticket, pipeline, stage, executor, entered,
-                                      timedelta(seconds=int(age.total_seconds())), due, "sla"))
+                                      calendar.between(entered, moment), due, "sla"))
     found.sort(key=lambda s: (-s.age, s.ticket))
     return tuple(found[:STUCK_SHOWN])
 
