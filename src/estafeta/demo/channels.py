@@ -293,8 +293,8 @@ class Channels:
                 "Спасибо за быстрый ответ! Удобно в субботу после 12:00.",
                 "Спасибо! Могу приехать завтра после работы, около 18:00.",
                 "Добрый день! Давайте в четверг утром. И подскажите, возможен ли трейд-ин?"))
-            self._ingest(self._raw_email(arrived, f"Re: {reply.subject}", answer,
-                                         reply_to=reply))
+            subject = reply.subject if reply.subject.startswith("Re:") else f"Re: {reply.subject}"
+            self._ingest(self._raw_email(arrived, subject, answer, reply_to=reply))
         elif arrived.channel == Channel.MESSENGER:
             yield self.d.later(minutes=self.rng.randint(5, 40))
             self._message(arrived, self.rng.choice((
