@@ -3,6 +3,7 @@ nothing.
 
     python bench/mail.py                      # 10,000 messages on PostgreSQL (est_mailbench)
     python bench/mail.py --messages 500       # a smoke run
+    python bench/mail.py --rate 600           # a steady 600 messages/minute beside the worker
 
 PostgreSQL only (the issue's target), on its own database ``est_mailbench`` on BENCH_POSTGRES
 (default postgres://postgres@127.0.0.1:5432), dropped and made again on each run.
@@ -23,6 +24,7 @@ import argparse
 import os
 import statistics
 import sys
+import threading
 import time
 from datetime import UTC, datetime
 from email.message import EmailMessage
@@ -62,8 +64,12 @@ def prepare(server: str, data_dir: Path) -> None:
     call_command("migrate", verbosity=0)
 
 
-def write_messages(new: Path, count: int) -> None:
+def write_messages(new: Path, count: int, rate: float = 0.0) -> None:
+    """All at once, or ``rate`` messages per minute (a steady stream beside the worker)."""
+    begun = time.perf_counter()
     for i in range(count):
+        if rate:
+            time.sleep(max(0.0, begun + i * 60.0 / rate - time.perf_counter()))
         msg = EmailMessage()
         sender = i if i % 10 != 9 else i - 9  # every tenth: a follow-up of an earlier sender
         msg["From"] = f"Client {sender} <client{sender}@example.com>"
@@ -87,6 +93,10 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=10_000)
     parser.add_argument("--server", default=os.environ.get(
         "BENCH_POSTGRES", "postgres://postgres@127.0.0.1:5432"))
+    parser.add_argument("--rate", type=float, default=0.0,
+                        help="messages per minute arriving while the worker runs (0: all first)")
+    parser.add_argument("--interval", type=float, default=5.0,
+                        help="seconds between worker passes in --rate mode")
     args = parser.parse_args()
     data_dir = ROOT / "bench" / "results" / "mail"
     prepare(args.server, data_dir)
@@ -111,11 +121,20 @@ def main() -> None:
     mailbox_save(actor=None, mailbox=Mailbox(name="Bench", address="sales@dealer.example",
                                              kind="maildir", path=str(maildir),
                                              pipeline=pipeline))
-    print(f"writing {args.messages} messages into {maildir}/new", flush=True)
-    write_messages(maildir / "new", args.messages)
+    writer = None
+    if args.rate:
+        print(f"{args.messages} messages arriving at {args.rate:.0f}/min into {maildir}/new, "
+              f"a worker pass every {args.interval:.0f} s", flush=True)
+        writer = threading.Thread(target=write_messages,
+                                  args=(maildir / "new", args.messages, args.rate))
+        writer.start()
+    else:
+        print(f"writing {args.messages} messages into {maildir}/new", flush=True)
+        write_messages(maildir / "new", args.messages)
     start = time.perf_counter()
     passes, statuses = 0, {}
-    while any((maildir / "new").iterdir()):
+    while (writer is not None and writer.is_alive()) or any((maildir / "new").iterdir()):
+        began = time.perf_counter()
         report = poll_all()
         passes += 1
         for r in report.results:
@@ -127,6 +146,8 @@ def main() -> None:
             done = sum(statuses.values())
             print(f"  {done} messages, {done / (time.perf_counter() - start) * 60:.0f}/min",
                   flush=True)
+        if writer is not None:
+            time.sleep(max(0.0, args.interval - (time.perf_counter() - began)))
     span = time.perf_counter() - start
     delays = []
     for sent, made in MailMessage.objects.filter(direction="in").values_list("sent_at",
