@@ -41,7 +41,9 @@ from estafeta.domain.errors import BadInput
 from .models import QuarantineReason
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
-_MSGID = re.compile(r"<[^<>\s]{1,250}>")
+# No control characters inside (a NUL cannot be stored on PostgreSQL, and would stop the
+# mailbox at this message on every pass): such an id is not an id.
+_MSGID = re.compile(r"<[^<>\s\x00-\x1f\x7f]{1,250}>")
 _LOOKS_LIKE_ADDRESS = re.compile(r"[^\s@<>]+@[^\s@<>]+\.[^\s@<>]+")
 AUTO_PRECEDENCE = {"bulk", "junk", "list", "auto_reply"}
 BOUNCE_SENDERS = ("mailer-daemon@", "postmaster@")
