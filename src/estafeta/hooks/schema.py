@@ -107,6 +107,10 @@ class _Fields:
             raise self._wrong(name, "a string")
         if "\x00" in value:
             raise self._wrong(name, "text without NUL characters")
+        try:  # "\ud800" is valid JSON but no text: a lone surrogate cannot be stored
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise self._wrong(name, "text without lone surrogates (\\ud800-\\udfff)") from None
         value = value.strip()
         if not value and not blank and not optional:
             raise self._wrong(name, "a non-empty string")
