@@ -105,6 +105,9 @@ class Arrival:
     occurred_at: datetime | None = None
     ticket: Ticket | None = None  # the channel already knows the ticket (email threading)
     activity: ActivitySpec | None = None
+    # False for automatic mail (an out-of-office answer, a list): recorded, but nobody owes
+    # its sender a reply.
+    owes_reply: bool = True
 
 
 @dataclass(frozen=True)
@@ -313,6 +316,10 @@ def _route(arrival: Arrival, channel: Channel, source: str, external_id: str, wh
            phones: list[str], emails: list[str], subject: str, text: str) -> Outcome:
     now = clock.now()
     given = _survivor(arrival.ticket) if arrival.ticket is not None else None
+    if given is not None and given.client.anonymised_at is not None:
+        # The client's data was erased on request: a reply to their old thread (or with their
+        # old number) is a stranger's request now, never added back to the erased client.
+        given = None
     closed_ref: Ticket | None = None
     ticket: Ticket | None = None
     if given is not None and given.status == TicketStatus.OPEN:
@@ -322,8 +329,7 @@ def _route(arrival: Arrival, channel: Channel, source: str, external_id: str, wh
             # A message on a finished deal: a new request of the same client (new ticket
             # flagged against the closed one) unless the client has an open one.
             closed_ref = given
-        client = (given.client if given is not None and given.client.anonymised_at is None
-                  else _find_client(arrival, phones, emails))
+        client = given.client if given is not None else _find_client(arrival, phones, emails)
         ticket = _open_ticket_of(client, arrival.pipeline)
     created = flagged = False
     flag_of: Ticket | None = closed_ref
@@ -344,7 +350,7 @@ def _route(arrival: Arrival, channel: Channel, source: str, external_id: str, wh
         DuplicateFlag.objects.create(ticket=ticket, of=flag_of, record=record, created_at=now)
         flagged = True
     follow_up = None
-    if not created and _owes_reply(channel, arrival.activity):
+    if not created and arrival.owes_reply and _owes_reply(channel, arrival.activity):
         follow_up = _follow_up(ticket, FollowUpKind.REPLY, record, now)
     if _missed_call(arrival.activity):
         follow_up = _follow_up(ticket, FollowUpKind.CALLBACK, record, now)

@@ -215,6 +215,7 @@ def _arrival(parsed: Parsed, mailbox: Mailbox | None, pipeline: str, ticket: Tic
         activity=ActivitySpec(kind=ActivityKind.EMAIL, direction=Direction.IN,
                               outcome=ActivityOutcome.RECEIVED,
                               source=ActivitySource.EMAIL_INTAKE),
+        owes_reply=not parsed.auto,
     )
 
 
