@@ -75,6 +75,7 @@ def test_lone_surrogate_in_a_messenger_text_is_refused_not_a_server_error(
 
 def test_reply_from_an_anonymised_client_makes_a_new_client(box: Mailbox, world: World) -> None:
     first = mail_ingest(make(), mailbox=box)
+    assert first.ticket is not None
     erased = first.ticket.client
     client_anonymise(actor=world.admin, client=erased, reason="erasure request 17")
     again = mail_ingest(make(msgid="<m2@example.com>", In_Reply_To="<m1@example.com>",
