@@ -104,3 +104,32 @@ def test_out_of_office_answer_is_recorded_but_owes_no_reply(box: Mailbox) -> Non
                               subject="Re: I need a car"), mailbox=box)
     assert person.status == "attached"
     assert Task.objects.filter(ticket=ticket, follow_up__kind="reply").count() == 1
+
+
+# --- possible duplicates across teams ---------------------------------------------------------
+
+
+def test_cross_team_flag_shows_the_other_teams_ticket_by_number_only(world: World) -> None:
+    from estafeta.core import clock
+    from estafeta.intake.models import DuplicateFlag
+    from estafeta.intake.selectors import flags_for
+
+    from .test_intake_merge import signed_in
+
+    ours = world.ticket(owner=world.ann, subject="Family car, quick")
+    theirs = world.ticket(owner=world.olga, subject="SECRET fleet deal",
+                          client=Client.objects.create(name="Other Team Client",
+                                                       created_at=clock.now()))
+    assert (ours.team_id, theirs.team_id) == (world.sales.pk, world.other.pk)
+    flag = DuplicateFlag.objects.create(ticket=ours, of=theirs, created_at=clock.now())
+    back = DuplicateFlag.objects.create(ticket=theirs, of=ours, created_at=clock.now())
+    # Each head lists the flag on their own team's new ticket (the one they may dismiss).
+    assert list(flags_for(world.head)) == [flag]
+    assert list(flags_for(world.other_head)) == [back]
+    assert set(flags_for(world.director)) == {flag, back}
+    page = signed_in(world.head).get("/duplicates/").content.decode()
+    assert ours.number in page and "Family car, quick" in page and theirs.number in page
+    assert "SECRET fleet deal" not in page and "Other Team Client" not in page
+    assert f'href="/tickets/{theirs.number}/"' not in page
+    both = signed_in(world.director).get("/duplicates/").content.decode()
+    assert "SECRET fleet deal" in both and "Other Team Client" in both

@@ -16,8 +16,10 @@ def headed_team_ids(user: User) -> list[int]:
 
 
 def flags_for(user: User, *, status: str = FlagStatus.OPEN) -> QuerySet[DuplicateFlag]:
-    """Flags a head may decide (either ticket in a team they head) or, for a director, all;
-    nobody else sees any. Oldest first: the longest-waiting decision comes first."""
+    """Flags a head may decide (the new ticket in a team they head: dismissing needs that,
+    merging needs both) or, for a director, all; nobody else sees any. A head of only the other
+    ticket's team could do nothing with the flag and would read a ticket they may not see.
+    Oldest first: the longest-waiting decision comes first."""
     qs = (DuplicateFlag.objects.filter(status=status)
           .select_related("ticket__client", "ticket__owner", "of__client", "of__owner",
                           "record"))
@@ -26,8 +28,7 @@ def flags_for(user: User, *, status: str = FlagStatus.OPEN) -> QuerySet[Duplicat
     if user.role != Role.HEAD:
         return qs.none()
     teams = headed_team_ids(user)
-    return qs.filter(Q(ticket__team_id__in=teams) | Q(of__team_id__in=teams)).order_by(
-        "created_at", "pk")
+    return qs.filter(ticket__team_id__in=teams).order_by("created_at", "pk")
 
 
 def flag_for(user: User, pk: int) -> DuplicateFlag | None:

@@ -20,7 +20,7 @@ from estafeta.accounts.models import User
 from estafeta.domain.errors import EstafetaError, NotFound
 from estafeta.intake.selectors import flag_for, flags_for, open_flags_of
 from estafeta.intake.services import duplicate_dismiss, flag_merge, ticket_merge
-from estafeta.tickets.access import access_ticket
+from estafeta.tickets.access import access_ticket, tickets_visible_to
 from estafeta.tickets.models import Ticket
 
 from ..errors import describe, status_for
@@ -59,8 +59,14 @@ def ticket_intake_context(user: User, ticket: Ticket, supervisor: bool) -> dict[
 def duplicates(request: HttpRequest) -> HttpResponse:
     user: User = request.user  # type: ignore[assignment]
     page = paginate(request, flags_for(user))
+    rows = list(page.object_list)
+    # The ticket a flag points at may belong to another team: its number only, then.
+    seen = set(tickets_visible_to(user, point=True)
+               .filter(pk__in=[f.of_id for f in rows]).values_list("pk", flat=True))
+    for f in rows:
+        f.of_visible = f.of_id in seen
     return render(request, "web/intake/duplicates.html", {
-        "section": "duplicates", "page": page, "rows": list(page.object_list),
+        "section": "duplicates", "page": page, "rows": rows,
         "query": query_without(request, "page"), "dismiss_form": DismissForm()})
 
 
