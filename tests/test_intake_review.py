@@ -133,3 +133,36 @@ def test_cross_team_flag_shows_the_other_teams_ticket_by_number_only(world: Worl
     assert f'href="/tickets/{theirs.number}/"' not in page
     both = signed_in(world.director).get("/duplicates/").content.decode()
     assert "SECRET fleet deal" in both and "Other Team Client" in both
+
+
+# --- erasure ------------------------------------------------------------------------------------
+
+
+def test_anonymising_a_client_erases_their_emails(box: Mailbox, world: World) -> None:
+    from estafeta.mailin.outgoing import mail_reply
+
+    first = mail_ingest(make(sender="Maria Secret <maria@example.com>",
+                             body="My passport is 1234 567890"), mailbox=box)
+    ticket: Ticket = first.ticket  # type: ignore[assignment]
+    mail_reply(actor=ticket.owner, ticket=ticket, to="maria@example.com", subject="",
+               text="Dear Maria Secret, thank you")
+    assert MailMessage.objects.count() == 3  # hers, the acknowledgement, the reply
+    client_anonymise(actor=world.admin, client=ticket.client, reason="erasure request 18")
+    for m in MailMessage.objects.all():
+        kept = " ".join([m.from_address, m.from_name, m.to_addresses, m.subject, m.text, m.html])
+        assert "maria" not in kept.lower() and "1234" not in kept and "Secret" not in kept
+    assert MailMessage.objects.filter(message_id="<m1@example.com>").exists()  # still keyed
+
+
+def test_messenger_sender_of_an_anonymised_client_becomes_one_new_client(world: World) -> None:
+    _tg, secret = hook_source_create(actor=world.admin, name="Bot", slug="tg",
+                                     kind="messenger", pipeline=world.pipeline)
+    first = post("/hooks/messenger/tg/", secret, message(message_id="m1", sender_phone=""))
+    erased = Ticket.objects.get(number=first.json()["ticket"]).client
+    client_anonymise(actor=world.admin, client=erased, reason="erasure request 19")
+    second = post("/hooks/messenger/tg/", secret, message(message_id="m2", sender_phone=""))
+    third = post("/hooks/messenger/tg/", secret, message(message_id="m3", sender_phone=""))
+    two = Ticket.objects.get(number=second.json()["ticket"])
+    three = Ticket.objects.get(number=third.json()["ticket"])
+    assert two.client_id != erased.pk
+    assert three.client_id == two.client_id and three.pk == two.pk  # the same new client

@@ -156,6 +156,14 @@ def client_anonymise(*, actor: User | None, client: Client, reason: str) -> Clie
 
         IntakeRecord.objects.filter(client=client).update(name="", phones=[], emails=[],
                                                           subject="", text="")
+        # And the emails on their tickets, both ways (our replies quote and address them): the
+        # rows, Message-IDs and times stay (threading, idempotency), the words and addresses go.
+        from estafeta.mailin.models import MailDirection, MailMessage
+
+        mail = MailMessage.objects.filter(ticket__client=client)
+        mail.update(from_name="", subject="", text="", html="")
+        mail.filter(direction=MailDirection.IN).update(from_address="", to_addresses="")
+        mail.filter(direction=MailDirection.OUT).update(to_addresses="")
         event_record(stream=client.stream, type=EventType.CLIENT_ANONYMISED, actor=actor,
                      payload={"contacts_removed": removed, "descriptions_cleared": cleared,
                               "notes_cleared": notes, "reason": reason[:500]})

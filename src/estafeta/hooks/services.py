@@ -280,7 +280,11 @@ def message_receive(*, source: HookSource, message: MessageIn) -> Received:
             sender_name=message.sender_name, text=message.text, sent_at=message.sent_at,
             received_at=clock.now())
         if client is None:
-            HookSender.objects.get_or_create(
+            # A sender whose client was anonymised is the new client's from now on (else every
+            # message of theirs would make yet another client).
+            HookSender.objects.update_or_create(
                 source=source, channel=message.channel, sender_id=message.sender_id,
-                defaults={"client_id": outcome.ticket.client_id, "created_at": clock.now()})
+                defaults={"client_id": outcome.ticket.client_id},
+                create_defaults={"client_id": outcome.ticket.client_id,
+                                 "created_at": clock.now()})
     return Received(ticket=outcome.ticket.number, created=outcome.created, repeated=False)
