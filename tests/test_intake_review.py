@@ -166,3 +166,13 @@ def test_messenger_sender_of_an_anonymised_client_becomes_one_new_client(world: 
     three = Ticket.objects.get(number=third.json()["ticket"])
     assert two.client_id != erased.pk
     assert three.client_id == two.client_id and three.pk == two.pk  # the same new client
+
+
+def test_acknowledgement_message_id_cannot_be_guessed(box: Mailbox) -> None:
+    victim = mail_ingest(make(), mailbox=box)
+    ack = MailMessage.objects.get(direction="out", ticket=victim.ticket)
+    guessed = [f"<ack-{n}@dealer.ru>" for n in range(1, 10)]
+    assert ack.message_id not in guessed and len(ack.message_id) > 30
+    stranger = mail_ingest(make(sender="eve@evil.example", msgid="<e1@evil.example>",
+                                References=" ".join(guessed)), mailbox=box)
+    assert stranger.ticket != victim.ticket

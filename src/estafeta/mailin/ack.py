@@ -12,6 +12,7 @@ carries ``Auto-Submitted: auto-replied`` (RFC 3834) and threads under the client
 from __future__ import annotations
 
 import re
+import uuid
 from email.utils import formataddr
 
 from django.conf import settings
@@ -49,7 +50,9 @@ def ack_prepare(message: MailMessage) -> MailMessage:
     references = " ".join([*message.references.split(), message.message_id][-20:])
     ack = MailMessage.objects.create(
         mailbox=mailbox, ticket=ticket, direction=MailDirection.OUT,
-        message_id=f"<ack-{message.pk}@{_domain(mailbox.address)}>",
+        # Random, not the row's number: a guessed id in In-Reply-To would thread a stranger's
+        # mail into this ticket (and make the reply form answer the stranger).
+        message_id=f"<ack-{uuid.uuid4().hex}@{_domain(mailbox.address)}>",
         in_reply_to=message.message_id, references=references,
         from_address=mailbox.address, from_name=mailbox.name[:200],
         to_addresses=message.from_address, subject=subject, text=text.strip() + "\n",
