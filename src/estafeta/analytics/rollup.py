@@ -104,6 +104,8 @@ class _Ticket:
     status: str
     currency: str
     version: int = 0
+    version_digest: str = ""
+    current: tuple[int | None, str | None] = (None, None)  # the pipeline's version, digest
     segment: str = ""
     territory: str = ""
 
@@ -132,11 +134,13 @@ def compute(ticket_ids: list[int], loaded: dict[str, Any] | None = None
             ) -> dict[int, dict[CellKey, list[int]]]:
     """Each ticket's cells, from its records (a few queries for the whole batch). ``loaded``
     receives the records read (for the summaries, ``summary.refresh``)."""
-    tickets = {pk: _Ticket(pk, pipeline, channel, status, currency, version)
-               for pk, pipeline, channel, status, currency, version in Ticket.objects
-               .filter(pk__in=ticket_ids)
+    tickets = {pk: _Ticket(pk, pipeline, channel, status, currency, version, own,
+                           (current, digest))
+               for pk, pipeline, channel, status, currency, version, own, current, digest in
+               Ticket.objects.filter(pk__in=ticket_ids)
                .values_list("pk", "pipeline__code", "channel", "status", "currency",
-                            "version_id")}
+                            "version_id", "version__digest", "pipeline__current_version_id",
+                            "pipeline__current_version__digest")}
     events: dict[int, list[tuple[Any, ...]]] = {}
     for row in (Event.objects.filter(ticket_id__in=ticket_ids, type__in=RELEVANT)
                 .order_by("ticket_id", "seq")
@@ -294,13 +298,14 @@ def refresh(ticket_ids: Iterable[int]) -> None:
             if key in deltas:  # several tickets of a batch share a cell
                 delta = [x + y for x, y in zip(deltas[key], delta, strict=True)]
             deltas[key] = delta
+    if changed:
+        TicketRollup.objects.bulk_create(
+            [TicketRollup(ticket_id=pk, cells=[[*key, values] for key, values in
+                                               sorted(new.get(pk, {}).items())])
+             for pk in changed], update_conflicts=True, unique_fields=["ticket_id"],
+            update_fields=["cells"])
+    # last: the shared cells stay locked until the commit, so lock them as late as possible
     _upsert([(key, delta) for key, delta in deltas.items() if any(delta)])
-    rows = [TicketRollup(ticket_id=pk, cells=[[*key, values] for key, values in
-                                              sorted(new.get(pk, {}).items())])
-            for pk in changed]
-    TicketRollup.objects.filter(ticket_id__in=[r.ticket_id for r in rows if r.ticket_id
-                                                in old]).delete()
-    TicketRollup.objects.bulk_create(rows)
 
 
 def on_ticket_event(ticket_id: int) -> None:

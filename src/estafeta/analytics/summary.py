@@ -16,7 +16,7 @@ and ``timing.py``:
   as they are now and, once it is closed, its business length, computed with the calendar once
   (kept as long as the stay's start and end do not change).
 
-Only rows that changed are written.
+Both are written with one upsert each per refresh.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ from estafeta.domain.codes import (
     StageSemantic,
     TicketStatus,
 )
-from estafeta.pipelines.models import PipelineVersion, Stage
+from estafeta.pipelines.models import Stage, cached_version
 from estafeta.tickets.models import StageVisit
 
 from .models import StaySpan, TicketSummary
@@ -63,6 +63,22 @@ def steps_of(pipelines: Iterable[str] | None = None) -> dict[str, tuple[str, ...
         elif semantic == StageSemantic.WON:
             won[pipeline] = code
     return {p: (*codes, *([won[p]] if p in won else [])) for p, codes in open_.items()}
+
+
+# (version id, digest) -> the steps of that pipeline version: versions are append-only, and the
+# digest guards against an id reused after a rolled-back load (as ``pipelines.models`` does)
+_STEPS: dict[tuple[int | None, str | None], tuple[str, ...]] = {}
+
+
+def _steps_cached(tickets: Iterable[Any]) -> dict[str, tuple[str, ...]]:
+    """``steps_of`` for the tickets' pipelines, read once per pipeline version and process."""
+    wanted = {t.pipeline: t.current for t in tickets}
+    missing = {p for p, key in wanted.items() if key not in _STEPS}
+    if missing:
+        found = steps_of(missing)
+        for pipeline in missing:
+            _STEPS[wanted[pipeline]] = found.get(pipeline, ())
+    return {p: _STEPS[key] for p, key in wanted.items()}
 
 
 def steps_key(order: tuple[str, ...]) -> str:
@@ -158,7 +174,7 @@ def compute(tickets: dict[int, Any], events: dict[int, list[tuple[Any, ...]]],
     ``rollup.compute`` read (ticket, seq, type, occurred_at, actor, owner, payload) in seq
     order; ``activities``: (occurred_at, pk, performer, kind, direction, outcome) per ticket."""
     ids = sorted(tickets)
-    order_of = steps_of({t.pipeline for t in tickets.values()})
+    order_of = _steps_cached(tickets.values())
     visits: dict[int, list[tuple[Any, ...]]] = {}
     for row in (StageVisit.objects.filter(ticket_id__in=ids).order_by("ticket_id", "seq")
                 .values_list("pk", "ticket_id", "seq", "stage__code", "stage__semantic",
@@ -223,38 +239,23 @@ def refresh(tickets: dict[int, Any], events: dict[int, list[tuple[Any, ...]]],
     if not ids:
         return
     summaries, spans = compute(tickets, events, activities)
-    stored = {row[0]: tuple(row) for row in TicketSummary.objects.filter(ticket_id__in=ids)
-              .values_list(*SUMMARY_FIELDS)}
-    changed = [pk for pk in ids if stored.get(pk) != summaries[pk]]
-    if changed:  # one upsert
-        TicketSummary.objects.bulk_create(
-            [TicketSummary(**dict(zip(SUMMARY_FIELDS, summaries[pk], strict=True)))
-             for pk in changed], update_conflicts=True, unique_fields=["ticket_id"],
-            update_fields=list(SUMMARY_FIELDS[1:]))
-    old = {row[0]: tuple(row) for row in StaySpan.objects.filter(ticket_id__in=ids)
-           .values_list(*SPAN_FIELDS)}
+    # Written whole with one upsert each (cheaper than reading them back to compare): a
+    # closed stay's business length is worked out again, a few windows of its calendar.
+    TicketSummary.objects.bulk_create(
+        [TicketSummary(**dict(zip(SUMMARY_FIELDS, summaries[pk], strict=True))) for pk in ids],
+        update_conflicts=True, unique_fields=["ticket_id"],
+        update_fields=list(SUMMARY_FIELDS[1:]))
     calendars: dict[int, Any] = {}
-    fresh = []
-    for visit, span in spans.items():
-        before = old.get(visit)
+    for span in spans.values():
         closed = span["closed_at"]
         if closed is not None:
-            if (before is not None and before[SPAN_FIELDS.index("entered_at")]
-                    == span["entered_at"] and before[SPAN_FIELDS.index("closed_at")] == closed
-                    and before[SPAN_FIELDS.index("version_id")] == span["version_id"]):
-                span["seconds"] = before[SPAN_FIELDS.index("seconds")]
-            else:
-                version = span["version_id"]
-                if version not in calendars:
-                    calendars[version] = calendar_for(PipelineVersion.objects.get(pk=version))
-                span["seconds"] = int(calendars[version].between(span["entered_at"], closed)
-                                      .total_seconds())
-        if before != _span_tuple(span):
-            fresh.append(span)
-    gone = [visit for visit in old if visit not in spans]
-    if gone:
-        StaySpan.objects.filter(visit_id__in=gone).delete()
-    if fresh:  # one upsert
-        StaySpan.objects.bulk_create([StaySpan(**span) for span in fresh],
+            version = span["version_id"]
+            if version not in calendars:
+                calendars[version] = calendar_for(cached_version(
+                    version, tickets[span["ticket_id"]].version_digest))
+            span["seconds"] = int(calendars[version].between(span["entered_at"], closed)
+                                  .total_seconds())
+    if spans:
+        StaySpan.objects.bulk_create([StaySpan(**span) for span in spans.values()],
                                      update_conflicts=True, unique_fields=["visit_id"],
                                      update_fields=list(SPAN_FIELDS[1:]))
