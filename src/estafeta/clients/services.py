@@ -7,7 +7,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TypeVar
 
+from django.core.files.storage import default_storage
 from django.db import transaction
+from django.db.models import CharField, Q, Value
+from django.db.models.functions import Cast, Concat
 
 from estafeta.accounts.models import User
 from estafeta.accounts.selectors import actor_facts
@@ -22,6 +25,7 @@ from estafeta.history.services import event_record
 from .models import Client, ClientContact, Segment, Territory
 
 ANONYMISED_NAME = "(anonymised)"
+ERASED_FILE_NAME = "erased"  # an erased attachment's name (and its stored file's)
 
 
 def _normalised(phones: Iterable[str], emails: Iterable[str]) -> list[tuple[str, str]]:
@@ -164,10 +168,55 @@ def client_anonymise(*, actor: User | None, client: Client, reason: str) -> Clie
         mail.update(from_name="", subject="", text="", html="")
         mail.filter(direction=MailDirection.IN).update(from_address="", to_addresses="")
         mail.filter(direction=MailDirection.OUT).update(to_addresses="")
+        files = _erase_mail_attachments(client)
+        # Messenger messages and calls: the sender, numbers, text and recording link go; the
+        # provider's message and call ids stay (a redelivery is still recognised as one).
+        from estafeta.hooks.models import HookCall, HookMessage, HookSender
+
+        mine = Q(ticket__client=client) | Q(record__client=client)
+        HookMessage.objects.filter(mine).update(sender_id="", sender_phone="", sender_name="",
+                                                text="")
+        HookCall.objects.filter(mine).update(caller="", callee="", recording_url="")
+        # The sender's id in the messenger (a WhatsApp id is a phone number) goes too. The row
+        # stays with a placeholder no webhook can send (ids are stripped of spaces), so a later
+        # message from that person finds no sender and makes one new client.
+        HookSender.objects.filter(client=client).update(
+            sender_id=Concat(Value(" erased "), Cast("pk", output_field=CharField())))
         event_record(stream=client.stream, type=EventType.CLIENT_ANONYMISED, actor=actor,
                      payload={"contacts_removed": removed, "descriptions_cleared": cleared,
-                              "notes_cleared": notes, "reason": reason[:500]})
+                              "notes_cleared": notes, "attachments_erased": files,
+                              "reason": reason[:500]})
     return client
+
+
+def _erase_mail_attachments(client: Client) -> int:
+    """The files attached to the emails on the client's tickets (both ways) are erased: each
+    ``StoredFile`` row stays (the attachment rows point to it) but loses its name, digest and
+    path, and the attachment its name; the file itself is removed from storage once the
+    transaction commits, unless another stored file (somebody else's identical attachment, a
+    scan) still uses it. Returns how many attachments were erased."""
+    from estafeta.mailin.models import MailAttachment
+    from estafeta.tickets.models import StoredFile
+
+    attachments = MailAttachment.objects.filter(message__ticket__client=client)
+    file_ids = set(attachments.values_list("file_id", flat=True))
+    if not file_ids:
+        return 0
+    paths = set(StoredFile.objects.filter(pk__in=file_ids).exclude(path="")
+                .values_list("path", flat=True))
+    count = attachments.update(name=ERASED_FILE_NAME)
+    StoredFile.objects.filter(pk__in=file_ids).update(name=ERASED_FILE_NAME, sha256="", path="")
+    shared = set(StoredFile.objects.filter(path__in=paths).values_list("path", flat=True))
+    unused = sorted(paths - shared)
+
+    def remove() -> None:
+        for path in unused:
+            # Checked again: an identical file stored after the erasure reuses the path.
+            if not StoredFile.objects.filter(path=path).exists():
+                default_storage.delete(path)
+
+    transaction.on_commit(remove)
+    return count
 
 
 Classification = TypeVar("Classification", Segment, Territory)

@@ -113,6 +113,40 @@ class RefuseChanges(Operation):
         return f"Refuse {what} on {self.table}"
 
 
+class AllowUpdates(Operation):
+    """Migration operation: an append-only table becomes undeletable but updatable (its UPDATE
+    guard goes, the DELETE and TRUNCATE guards stay), e.g. so that erasure can empty personal
+    data in its rows. Backwards puts the UPDATE guard back."""
+
+    reversible = True
+    reduces_to_sql = True
+
+    def __init__(self, table: str) -> None:
+        self.table = table
+
+    def deconstruct(self) -> tuple[str, list[Any], dict[str, Any]]:
+        return ("estafeta.core.db.AllowUpdates", [], {"table": self.table})
+
+    def state_forwards(self, app_label: str, state: Any) -> None:
+        pass
+
+    def database_forwards(self, app_label: str, schema_editor: BaseDatabaseSchemaEditor,
+                          from_state: Any, to_state: Any) -> None:
+        on = f' ON "{self.table}"' if schema_editor.connection.vendor == "postgresql" else ""
+        schema_editor.execute(f'DROP TRIGGER IF EXISTS "estafeta_noupdate_{self.table}"{on}',
+                              params=None)
+        for sql in guard_sql(schema_editor.connection.vendor, self.table, refuse_update=False):
+            schema_editor.execute(sql, params=None)
+
+    def database_backwards(self, app_label: str, schema_editor: BaseDatabaseSchemaEditor,
+                           from_state: Any, to_state: Any) -> None:
+        for sql in guard_sql(schema_editor.connection.vendor, self.table, refuse_update=True):
+            schema_editor.execute(sql, params=None)
+
+    def describe(self) -> str:
+        return f"Allow UPDATE on {self.table} (DELETE stays refused)"
+
+
 def guarded_models() -> list[tuple[type[models.Model], bool]]:
     """(model, refuse_update) for every table promise 3 protects."""
     out = []

