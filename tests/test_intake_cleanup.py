@@ -15,14 +15,17 @@ from django.db import connection
 from django.test import Client as HttpClient
 
 from estafeta.clients.services import client_anonymise
+from estafeta.domain.codes import Channel
 from estafeta.hooks.models import HookCall, HookMessage, HookSender
 from estafeta.hooks.services import hook_source_create
+from estafeta.intake.services import Arrival, intake_arrival, ticket_merge
 from estafeta.mailin.models import MailAttachment, Mailbox
 from estafeta.mailin.services import mail_ingest, mailbox_save
 from estafeta.tickets.models import StoredFile, Ticket
 
-from .factories import World
+from .factories import World, webform_sent
 from .test_hooks import call, message, post
+from .test_mail_intake import make
 
 pytestmark = pytest.mark.django_db
 
@@ -143,3 +146,37 @@ def test_erased_file_stays_when_the_transaction_is_rolled_back(box: Mailbox, wor
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         client_anonymise(actor=world.admin, client=hers.ticket.client, reason="erasure 22")
     assert len(callbacks) == 1 and default_storage.exists(path)  # removed only after commit
+
+
+# --- 3. a repeated delivery names the surviving ticket ----------------------------------------
+
+
+def test_a_repeated_delivery_after_a_merge_answers_with_the_surviving_ticket(
+        box: Mailbox, world: World) -> None:
+    _pbx, secret = hook_source_create(actor=world.admin, name="PBX", slug="pbx",
+                                      kind="telephony", pipeline=world.pipeline)
+    survivor = world.ticket(owner=world.ann)
+    by_phone = post("/hooks/telephony/pbx/", secret, call(caller="+7 999 000-11-22"))
+    by_mail = mail_ingest(make(sender="Oleg <oleg@example.com>"), mailbox=box)
+    sent = webform_sent(world)
+    arrival = Arrival(channel=Channel.EMAIL, source="mailbox:x", external_id="<x1@example.com>",
+                      pipeline=world.pipeline.code, emails=("olga@example.com",), text="Hi")
+    direct = intake_arrival(arrival)
+    merged = [Ticket.objects.get(number=by_phone.json()["ticket"]), by_mail.ticket,
+              sent.ticket, direct.ticket]
+    assert len({t.pk for t in merged if t is not None} | {survivor.pk}) == 5
+    for ticket in merged:
+        assert ticket is not None
+        ticket_merge(actor=world.director, ticket=ticket, into=survivor)
+
+    again = post("/hooks/telephony/pbx/", secret, call(caller="+7 999 000-11-22"))
+    assert again["X-Estafeta-Repeated"] == "true"
+    assert again.json() == {"ok": True, "ticket": survivor.number, "created": True}
+    result = mail_ingest(make(sender="Oleg <oleg@example.com>"), mailbox=box)
+    assert result.status == "repeated" and result.ticket == survivor
+    repeated = intake_arrival(arrival)
+    assert repeated.repeated and repeated.ticket == survivor
+    thanks = HttpClient().get(f"/f/{sent.form.slug}/thanks/{sent.token}/")
+    assert thanks.status_code == 200, thanks.status_code
+    page = thanks.content.decode()
+    assert survivor.number in page and sent.ticket.number not in page

@@ -42,6 +42,7 @@ from estafeta.domain.errors import BadInput, Conflict
 from estafeta.domain.policy import require_role
 from estafeta.history.services import event_record
 from estafeta.intake.models import FollowUpKind, IntakeRecord
+from estafeta.intake.selectors import survivor_of
 from estafeta.intake.services import ActivitySpec, Arrival, intake_arrival
 from estafeta.pipelines.models import Pipeline
 from estafeta.tasks.models import Task
@@ -159,8 +160,9 @@ class Received:
 
 
 def _received(record: IntakeRecord, repeated: bool) -> Received:
-    number = Ticket.objects.filter(pk=record.ticket_id).values_list("number", flat=True).get()
-    return Received(ticket=number, created=record.created_ticket, repeated=repeated)
+    """The first answer again, naming the ticket as it is now (merged since: the survivor)."""
+    ticket = survivor_of(Ticket.objects.get(pk=record.ticket_id))
+    return Received(ticket=ticket.number, created=record.created_ticket, repeated=repeated)
 
 
 def _default_language(text: str, **params: Any) -> str:

@@ -61,6 +61,7 @@ from estafeta.tickets.services import (  # the stage closes as in ticket_void
 )
 
 from .models import DuplicateFlag, FlagStatus, FollowUp, FollowUpKind, IntakeRecord
+from .selectors import survivor_of
 
 log = logging.getLogger("estafeta.intake")
 
@@ -241,8 +242,9 @@ def _repeated(source: str, external_id: str) -> Outcome | None:
               .filter(source=source, external_id=external_id).first())
     if record is None:
         return None
-    return Outcome(record=record, ticket=record.ticket, created=False, repeated=True,
-                   flagged=False)
+    # Answered with the ticket as it is now: merged since, it is the ticket it became.
+    return Outcome(record=record, ticket=survivor_of(record.ticket), created=False,
+                   repeated=True, flagged=False)
 
 
 def _find_client(arrival: Arrival, phones: list[str], emails: list[str]) -> Client:

@@ -277,7 +277,9 @@ def _ingest(raw: bytes, parsed: Parsed, mailbox: Mailbox | None, pipeline: str,
                                            message_id=parsed.message_id)
                 .select_related("ticket").first())
         if seen is not None:  # the same message through another mailbox or the console
-            return Result("repeated", ticket=seen.ticket, message=seen)
+            from estafeta.intake.selectors import survivor_of
+
+            return Result("repeated", ticket=survivor_of(seen.ticket), message=seen)
         ticket = _threaded(parsed)
         duplicate_of = None
         if ticket is None:

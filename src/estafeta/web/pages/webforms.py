@@ -47,6 +47,7 @@ from estafeta.accounts.models import User
 from estafeta.core import clock
 from estafeta.domain.codes import Role
 from estafeta.domain.errors import BadInput, EstafetaError, NotFound
+from estafeta.intake.selectors import survivor_of
 from estafeta.pipelines.models import Pipeline
 from estafeta.webforms.models import FIELDS, FieldMode, WebForm
 from estafeta.webforms.selectors import (
@@ -290,7 +291,7 @@ def webform_thanks(request: HttpRequest, slug: str, token: str) -> HttpResponse:
     if submission is None:
         raise Http404
     return _public(request, submission.form, "public_thanks.html",
-                   {"number": submission.ticket.number}, _language(request))
+                   {"number": survivor_of(submission.ticket).number}, _language(request))
 
 
 # --- settings: administrators only ---------------------------------------------------------------
