@@ -18,12 +18,15 @@ from estafeta.clients.services import client_anonymise
 from estafeta.domain.codes import Channel
 from estafeta.hooks.models import HookCall, HookMessage, HookSender
 from estafeta.hooks.services import hook_source_create
+from estafeta.intake.models import DuplicateFlag
 from estafeta.intake.services import Arrival, intake_arrival, ticket_merge
 from estafeta.mailin.models import MailAttachment, Mailbox
 from estafeta.mailin.services import mail_ingest, mailbox_save
+from estafeta.pipelines.services import pipeline_load
 from estafeta.tickets.models import StoredFile, Ticket
+from estafeta.tickets.services import ticket_create
 
-from .factories import World, webform_sent
+from .factories import PIPELINES, World, webform_sent
 from .test_hooks import call, message, post
 from .test_mail_intake import make
 
@@ -180,3 +183,42 @@ def test_a_repeated_delivery_after_a_merge_answers_with_the_surviving_ticket(
     assert thanks.status_code == 200, thanks.status_code
     page = thanks.content.decode()
     assert survivor.number in page and sent.ticket.number not in page
+
+
+# --- 4. a number in a stranger's subject is flagged only within the pipeline -----------------
+
+
+def test_a_strangers_subject_number_of_another_pipeline_opens_a_ticket_without_a_flag(
+        box: Mailbox, world: World) -> None:
+    text = (PIPELINES / "sales.yaml").read_text().replace("code: sales\nname: Sales\n",
+                                                          "code: service\nname: Service\n")
+    service = pipeline_load(actor=None, text=text, source="service.yaml").pipeline
+    theirs = ticket_create(actor=world.operator, pipeline=service, client=world.client,
+                           channel="phone", subject="Oil change")
+    ours = world.ticket(owner=world.ann)
+    other = mail_ingest(make(subject=f"About [#{theirs.number}]",
+                             sender="eve@stranger.example", msgid="<s1@stranger.example>"),
+                        mailbox=box)
+    assert other.status == "created" and other.ticket is not None
+    assert other.ticket.pipeline_id == world.pipeline.pk
+    assert not DuplicateFlag.objects.exists()
+    # Within the pipeline a stranger's number is still flagged (the merge can be done).
+    same = mail_ingest(make(subject=f"About [#{ours.number}]", sender="mallory@stranger.example",
+                            msgid="<s2@stranger.example>"), mailbox=box)
+    assert same.status == "flagged"
+    flag = DuplicateFlag.objects.get()
+    assert (flag.ticket, flag.of) == (same.ticket, ours)
+    assert ticket_merge(actor=world.director, ticket=flag.ticket, into=flag.of) == ours
+
+
+def test_a_strangers_subject_number_of_a_merged_ticket_flags_the_survivor(
+        box: Mailbox, world: World) -> None:
+    survivor = world.ticket(owner=world.ann)
+    merged = world.ticket(owner=world.ann, subject="The same car")
+    ticket_merge(actor=world.director, ticket=merged, into=survivor)
+    result = mail_ingest(make(subject=f"Re: [#{merged.number}]", sender="eve@stranger.example",
+                              msgid="<s3@stranger.example>"), mailbox=box)
+    assert result.status == "flagged"
+    flag = DuplicateFlag.objects.get(ticket=result.ticket)
+    assert flag.of == survivor  # a merge into the void ticket would be refused
+    assert ticket_merge(actor=world.director, ticket=flag.ticket, into=flag.of) == survivor

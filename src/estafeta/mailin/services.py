@@ -187,8 +187,15 @@ def _threaded(parsed: Parsed) -> Ticket | None:
     return None
 
 
-def _numbered(parsed: Parsed) -> tuple[Ticket | None, Ticket | None]:
-    """(ticket to attach to, ticket the new one may duplicate) from a number in the subject."""
+def _numbered(parsed: Parsed, pipeline: str) -> tuple[Ticket | None, Ticket | None]:
+    """(ticket to attach to, ticket the new one may duplicate) from a number in the subject.
+
+    From the ticket's client: that ticket. From anyone else: the new ticket may duplicate it
+    (as it is now: a merged ticket's survivor), but only within the mailbox's pipeline, where
+    the new ticket opens; tickets of two pipelines are never merged, so a flag across them
+    could only be dismissed."""
+    from estafeta.intake.selectors import survivor_of
+
     match = SUBJECT_NUMBER.search(parsed.subject.upper())
     if not match or not NUMBER.match(match.group(1)):
         return None, None
@@ -197,7 +204,12 @@ def _numbered(parsed: Parsed) -> tuple[Ticket | None, Ticket | None]:
         return None, None
     on_client = ClientContact.objects.filter(client_id=ticket.client_id, kind=ContactKind.EMAIL,
                                              value=parsed.from_address).exists()
-    return (ticket, None) if on_client else (None, ticket)
+    if on_client:
+        return ticket, None
+    of = survivor_of(ticket)
+    if of.pipeline.code != pipeline:
+        return None, None
+    return None, of
 
 
 def _arrival(parsed: Parsed, mailbox: Mailbox | None, pipeline: str, ticket: Ticket | None,
@@ -283,7 +295,7 @@ def _ingest(raw: bytes, parsed: Parsed, mailbox: Mailbox | None, pipeline: str,
         ticket = _threaded(parsed)
         duplicate_of = None
         if ticket is None:
-            ticket, duplicate_of = _numbered(parsed)
+            ticket, duplicate_of = _numbered(parsed, pipeline)
         outcome = intake_arrival(_arrival(parsed, mailbox, pipeline, ticket, received_at))
         if outcome.repeated:
             message = MailMessage.objects.filter(direction=MailDirection.IN,
