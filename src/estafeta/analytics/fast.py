@@ -21,13 +21,11 @@ from django.db.models import (
     Aggregate,
     Case,
     Count,
-    Exists,
     F,
     FloatField,
     IntegerField,
     Max,
     Min,
-    OuterRef,
     Q,
     QuerySet,
     Sum,
@@ -52,6 +50,16 @@ from .rollup import is_ready
 from .summary import DEFAULT_WINDOW, LOST, OPEN, WON, steps_key
 
 STUCK_SHOWN = 100  # stuck stays listed on the dashboard (the export lists them all)
+
+
+def no_jit() -> None:
+    """PostgreSQL, for this connection: no JIT compilation, and enough sort memory for a
+    GROUP BY over a year of summaries or spans. The planner would compile those queries (a
+    quarter of a second, more than it saves) and sort them on disk with the default 4 MB."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SET jit = off")
+            cursor.execute("SET work_mem = '64MB'")
 
 
 def _one(condition: Q) -> Sum:
@@ -375,17 +383,24 @@ def _counted(title: str, unit: str, period: Period, cut: Cut, keys: tuple[str, .
 
 
 def next_task_coverage(cut: Cut) -> Table:
-    """``control.next_task_coverage`` with the counting in SQL."""
-    valid = Task.objects.filter(ticket_id=OuterRef("pk"), status=TaskStatus.OPEN,
-                                assignee__is_active=True)
-    rows = _rows(Ticket.objects.filter(status=TicketStatus.OPEN)
-                .filter(_person_filter(cut, "owner"), _ticket_filter(cut, ""))
-                .annotate(has=Exists(valid))
-                .values("pipeline__code", "owner_id").order_by("pipeline__code", "owner_id")
-                .annotate(open_tickets=Count("pk"), covered=_one(Q(has=True)),
-                          uncovered=_one(Q(has=False))))
-    for r in rows:
-        r["pipeline"], r["owner"] = r["pipeline__code"], r["owner_id"]
+    """``control.next_task_coverage`` with the counting in SQL: the open tickets by pipeline
+    and owner, and those of them among the tickets of an open task of an active person (a
+    semi-join over the open tasks, not a probe per ticket)."""
+    tickets = (Ticket.objects.filter(status=TicketStatus.OPEN)
+               .filter(_person_filter(cut, "owner"), _ticket_filter(cut, "")))
+    valid = Task.objects.filter(status=TaskStatus.OPEN, assignee__is_active=True)
+    keys = ("pipeline__code", "owner_id")
+    found: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for qs, column in ((tickets, "open_tickets"),
+                       (tickets.filter(pk__in=valid.values("ticket_id")), "covered")):
+        for r in _rows(qs.values(*keys).order_by(*keys).annotate(n=Count("pk"))):
+            row = found.setdefault((r["pipeline__code"], r["owner_id"]), {
+                "pipeline": r["pipeline__code"], "owner": r["owner_id"], "open_tickets": 0,
+                "covered": 0})
+            row[column] = r["n"]
+    rows = list(found.values())
+    for row in rows:
+        row["uncovered"] = row["open_tickets"] - row["covered"]
     today = clock.now().date()
     return _counted("K12 coverage", "tickets", Period.days(today, today), cut,
                     ("pipeline", "owner"), ("open_tickets", "covered", "uncovered"), rows)
@@ -393,30 +408,36 @@ def next_task_coverage(cut: Cut) -> Table:
 
 def overdue_rate(at: datetime, cut: Cut) -> Table:
     """``control.overdue_rate`` with the counting in SQL; the tasks moved after ``at`` are
-    counted by their due time then, one by one."""
-    tasks = (Task.objects.filter(created_at__lte=at)
-             .filter(Q(done_at__isnull=True) | Q(done_at__gt=at))
+    counted by their due time then, one by one. Open at ``at``: still open (the open-task
+    index), or done after ``at`` (an index on done_at, migration 0003), counted apart."""
+    scope = (Task.objects.filter(created_at__lte=at)
              .exclude(ticket__status=TicketStatus.VOID)
              .filter(_person_filter(cut, "assignee"), _ticket_filter(cut, "ticket__")))
+    parts = (scope.filter(status=TaskStatus.OPEN),
+             scope.filter(done_at__gt=at).exclude(status=TaskStatus.OPEN))
     moved: dict[int, datetime] = {}
     for payload in (Event.objects.filter(type=EventType.TASK_RESCHEDULED, occurred_at__gt=at)
                     .order_by("-occurred_at", "-seq").values_list("payload", flat=True)):
         moved[int(payload["task"])] = control._moment(payload["from"])
     rows: dict[tuple[str, Any], dict[str, Any]] = {}
-    for r in _rows(tasks.exclude(pk__in=sorted(moved)).values("ticket__pipeline__code",
-                                                         "assignee_id")
-              .order_by("ticket__pipeline__code", "assignee_id")
-              .annotate(open_tasks=Count("pk"), overdue=_one(Q(due_at__lt=at)))):
-        rows[(r["ticket__pipeline__code"], r["assignee_id"])] = {
-            "pipeline": r["ticket__pipeline__code"], "assignee": r["assignee_id"],
-            "open_tasks": r["open_tasks"], "overdue": _int(r["overdue"])}
-    if moved:
-        for pk, pipeline, assignee, due in (tasks.filter(pk__in=sorted(moved)).values_list(
-                "pk", "ticket__pipeline__code", "assignee_id", "due_at")):
-            cell = rows.setdefault((pipeline, assignee), {
-                "pipeline": pipeline, "assignee": assignee, "open_tasks": 0, "overdue": 0})
-            cell["open_tasks"] += 1
-            cell["overdue"] += int(moved.get(pk, due) < at)
+
+    def cell(pipeline: str, assignee: Any) -> dict[str, Any]:
+        return rows.setdefault((pipeline, assignee), {
+            "pipeline": pipeline, "assignee": assignee, "open_tasks": 0, "overdue": 0})
+
+    keys = ("ticket__pipeline__code", "assignee_id")
+    for tasks in parts:
+        for r in _rows(tasks.exclude(pk__in=sorted(moved)).values(*keys).order_by(*keys)
+                       .annotate(n=Count("pk"), overdue=_one(Q(due_at__lt=at)))):
+            row = cell(r["ticket__pipeline__code"], r["assignee_id"])
+            row["open_tasks"] += r["n"]
+            row["overdue"] += _int(r["overdue"])
+        if moved:
+            for pk, pipeline, assignee, due in (tasks.filter(pk__in=sorted(moved)).values_list(
+                    "pk", "ticket__pipeline__code", "assignee_id", "due_at")):
+                row = cell(pipeline, assignee)
+                row["open_tasks"] += 1
+                row["overdue"] += int(moved.get(pk, due) < at)
     return _counted("K12 overdue", "tasks", Period.days(at.date(), at.date()), cut,
                     ("pipeline", "assignee"), ("open_tasks", "overdue"), list(rows.values()))
 

@@ -357,6 +357,10 @@ def rebuild(batch: int = 2000, progress: Callable[[int, int], None] | None = Non
             progress(done, total)
     with transaction.atomic():
         _set_ready(True)
+    if connection.vendor == "postgresql":  # fresh statistics, or the planner sorts on disk
+        with connection.cursor() as cursor:
+            for model in (Cell, TicketRollup, TicketSummary, StaySpan):
+                cursor.execute(f"ANALYZE {model._meta.db_table}")
     return done
 
 

@@ -1132,6 +1132,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
 
 def _dashboard(request: HttpRequest, user: User, period: Period, cut: Cut, mode: str,
                bucket: str) -> HttpResponse:
+    fast.no_jit()
     cards = build_cards(period, cut, energy_visible(user))
     return render(request, "web/analytics/dashboard.html", {
         "section": "analytics", "period": period, "cut": cut, "cards": cards,
