@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from django.test import Client as HttpClient
 
+from estafeta.accounts.models import User
 from estafeta.analytics.figures import k1_contacts
 from estafeta.analytics.period import Cut, Period
 from estafeta.core import clock
@@ -200,6 +201,7 @@ def test_an_email_does_not_complete_a_call_back_and_a_stranger_contact_is_refuse
 def test_the_reply_page_says_what_happened_to_the_task(world: World) -> None:
     ticket = world.ticket(owner=world.ann)
     task = client_writes(ticket)
+    User.objects.filter(pk=world.ann.pk).update(language="en")  # her own choice beats the header
     browser = HttpClient()
     assert browser.login(username="ann", password=PASSWORD)
     url = f"/tickets/{ticket.number}/mail/reply/"

@@ -8,6 +8,7 @@ import json
 import pytest
 from django.test import Client as HttpClient
 
+from estafeta.accounts.models import User
 from estafeta.core import clock
 from estafeta.domain.errors import BadInput, Conflict, Forbidden
 from estafeta.history.models import Event
@@ -158,6 +159,7 @@ def test_a_bad_form_is_answered_400_and_writes_nothing(world: World) -> None:
     assert response.status_code == 400
     hook_source_create(actor=world.admin, name="PBX", slug="pbx", kind="telephony",
                        pipeline=world.pipeline)
+    User.objects.filter(pk=world.admin.pk).update(language="en")
     duplicate = http.post("/settings/hooks/new/", {
         "name": "PBX 2", "slug": "pbx", "kind": "messenger",
         "pipeline": world.pipeline.pk, "tolerance_seconds": "300"})

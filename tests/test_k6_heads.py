@@ -188,6 +188,7 @@ def cells(card: Any) -> dict[str, list[str]]:
 def test_the_head_sees_the_team_share_on_the_dashboard_and_drills_down(
         world: World, history: dict[str, Any]) -> None:
     w, h = world, history
+    User.objects.filter(pk=w.head.pk).update(language="en")
     card = k6_card(w.head)
     assert card is not None
     shop = f"client {h['shop'].pk}"

@@ -322,6 +322,7 @@ def test_a_refused_form_shows_why_and_writes_nothing(world: World, mailbox: Mail
     ticket = world.ticket(owner=world.ann)
     inbound(ticket, mailbox)
     before = counts()
+    User.objects.filter(pk=world.ann.pk).update(language="en")
     answer = _http(world.ann).post(f"/tickets/{ticket.number}/mail/reply/", {
         "reply-to": CLIENT, "reply-subject": "Hi\r\nBcc: x@example.org", "reply-text": "x"})
     assert answer.status_code == 400
