@@ -192,7 +192,7 @@ def test_patch_refusals(world: World) -> None:
     error(api(world.bob).patch(f"/api/v1/tickets/{t.number}/", {"subject": "Mine"},
                                format="json"), 404)
     error(api(world.ann).patch(f"/api/v1/tickets/{t.number}/", "{",
-                               content_type="application/json"), 400, "malformed_request")
+                               content_type="application/json"), 400, "bad_json")
     assert Ticket.objects.get(pk=t.pk).subject == "A car for the family"
 
 

@@ -222,3 +222,108 @@ def test_a_strangers_subject_number_of_a_merged_ticket_flags_the_survivor(
     flag = DuplicateFlag.objects.get(ticket=result.ticket)
     assert flag.of == survivor  # a merge into the void ticket would be refused
     assert ticket_merge(actor=world.director, ticket=flag.ticket, into=flag.of) == survivor
+
+
+# --- 2. lone surrogates: refused with 400, never a 500 --------------------------------------
+
+SURROGATE_JSON = '"Tomorrow \\ud800 at ten"'  # valid JSON, no storable text
+
+
+def test_the_api_refuses_a_lone_surrogate_in_json_with_bad_json(world: World) -> None:
+    from rest_framework.test import APIClient
+
+    from .dbstate import snapshot
+
+    ticket = world.ticket(owner=world.ann)
+    api = APIClient()
+    api.force_authenticate(world.ann)
+    before = snapshot()
+    for path, raw in (
+            (f"/api/v1/tickets/{ticket.number}/reply/",
+             '{"to": "ivan@example.com", "text": ' + SURROGATE_JSON + "}"),
+            (f"/api/v1/tickets/{ticket.number}/activities/",
+             '{"kind": "call", "direction": "out", "outcome": "connected", "note": '
+             + SURROGATE_JSON + "}"),
+            ("/api/v1/tickets/", '{"pipeline": "sales", "subject": ' + SURROGATE_JSON + "}"),
+            (f"/api/v1/tickets/{ticket.number}/reply/", '{"to": "ivan@example.com", "text": '),
+            ("/api/v1/tickets/", '{"subject": {"\\udc80": 1}}')):
+        answer = api.post(path, raw, content_type="application/json")
+        assert answer.status_code == 400, (path, answer.content)
+        body = answer.json()
+        assert body["code"] == "bad_json" and set(body) == {"code", "message", "params"}
+        assert body["message"].startswith("the body is not")
+    answer = api.patch(f"/api/v1/tickets/{ticket.number}/", '{"subject": ' + SURROGATE_JSON
+                       + "}", content_type="application/json")
+    assert answer.status_code == 400 and answer.json()["code"] == "bad_json"
+    assert snapshot() == before
+
+
+UTF7 = "text/plain; charset=utf-7"  # Django decodes the query string with it: +2AA- is \ud800
+
+
+def test_a_query_string_decoded_into_a_lone_surrogate_is_refused(world: World) -> None:
+    from rest_framework.test import APIClient
+
+    http = HttpClient(raise_request_exception=False)
+    http.force_login(world.ann)
+    page = http.generic("GET", "/tickets/", "", QUERY_STRING="q=Car%2B2AA-", CONTENT_TYPE=UTF7)
+    assert page.status_code == 400
+    api = APIClient(raise_request_exception=False)
+    api.force_authenticate(world.ann)
+    answer = api.generic("GET", "/api/v1/tickets/", "", content_type=UTF7,
+                         QUERY_STRING="search=%2B2AA-")
+    assert answer.status_code == 400 and answer.json()["code"] == "bad_text"
+    # The same search as text is answered as always.
+    assert http.get("/tickets/", {"q": "Car"}).status_code == 200
+
+
+def _storable_everywhere() -> None:
+    """No text column of a ticket, client or intake record holds a lone surrogate."""
+    from estafeta.clients.models import Client
+    from estafeta.intake.models import IntakeRecord
+
+    for model, fields in ((Ticket, ("subject", "description")), (Client, ("name",)),
+                          (IntakeRecord, ("name", "subject", "text"))):
+        for row in model.objects.values_list(*fields):
+            for text in row:
+                text.encode("utf-8")  # raises on a lone surrogate
+
+
+def _multipart(fields: dict[str, str], charset: str) -> tuple[bytes, str]:
+    parts = [f'--XB\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n{v}\r\n'
+             for k, v in fields.items()]
+    return ("".join(parts) + "--XB--\r\n").encode(), (
+        f"multipart/form-data; boundary=XB; charset={charset}")
+
+
+def test_web_forms_never_store_a_lone_surrogate(world: World) -> None:
+    from urllib.parse import urlencode
+
+    from estafeta.webforms.services import webform_create
+
+    from .test_webforms import Visitor
+
+    http = HttpClient(raise_request_exception=False)
+    http.force_login(world.operator)
+    fields = {"pipeline": "sales", "channel": "phone", "client_name": "Ivan",
+              "client_kind": "person", "phone": "+79120001122", "confirm_new": "on"}
+    # Raw UTF-8 bytes of a surrogate: Django decodes them as replacement characters.
+    raw = urlencode({**fields, "subject": "Car"}) + "%ED%A0%80"
+    answers = [http.post("/tickets/new/", raw,
+                         content_type="application/x-www-form-urlencoded").status_code]
+    # Another charset for a form: refused by Django (urlencoded) or not applied (multipart).
+    for charset in ("utf-7", "unicode_escape"):
+        answers.append(http.post("/tickets/new/", urlencode({**fields, "subject": "Car+2AA-"}),
+                                 content_type="application/x-www-form-urlencoded; charset="
+                                 + charset).status_code)
+        body, content_type = _multipart({**fields, "subject": "Car+2AA-",
+                                         "client_name": "Ivan\\ud800"}, charset)
+        answers.append(http.post("/tickets/new/", body, content_type=content_type).status_code)
+    assert 500 not in answers and answers[0] == 302, answers
+    webform_create(actor=world.admin, slug="site", pipeline=world.pipeline, title="Test drive")
+    visitor = Visitor(HttpClient(raise_request_exception=False))
+    visitor.headers = {"content_type": "multipart/form-data; boundary=BoUnDaRyStRiNg; "
+                                       "charset=utf-7"}
+    sent = visitor.send(name="Maria +2AA-", phone="8 (903) 111-22-33", message="Hi +2ADcAA-")
+    assert sent.status_code in (302, 400), sent.status_code
+    _storable_everywhere()

@@ -104,6 +104,7 @@ MIDDLEWARE = [
     "django_htmx.middleware.HtmxMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "estafeta.web.middleware.UnstorableTextMiddleware",
 ]
 
 ROOT_URLCONF = "estafeta.urls"

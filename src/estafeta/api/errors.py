@@ -26,6 +26,8 @@ from estafeta.domain.errors import (
     NotFound,
 )
 
+from .parsers import BadJSON
+
 
 class IdempotencyKeyReused(EstafetaError):
     """The same ``Idempotency-Key`` came with a different request."""
@@ -88,6 +90,7 @@ def _validation(exc: exceptions.ValidationError) -> dict[str, Any]:
 
 
 _DRF_CODES: dict[type[exceptions.APIException], str] = {
+    BadJSON: "bad_json",  # before its parent ParseError: the first match names the error
     exceptions.ParseError: "malformed_request",
     exceptions.AuthenticationFailed: "authentication_failed",
     exceptions.NotAuthenticated: "not_authenticated",

@@ -24,22 +24,34 @@ def _has_lone_surrogate(value: Any) -> bool:
     return False
 
 
+class BadJSON(ParseError):
+    """A JSON body that is not JSON, or JSON no database can store: 400 ``bad_json`` (the code
+    the webhooks answer for the same thing)."""
+
+    default_code = "bad_json"
+
+
 class SafeJSONParser(JSONParser):
     """DRF's JSON parser, plus: deeply nested arrays (RecursionError) and lone UTF-16
-    surrogates (``"\\ud800"``, which no database can store) are malformed requests."""
+    surrogates (``"\\ud800"``, which PostgreSQL cannot store: a 500 there) are refused. Every
+    refusal is ``BadJSON``."""
 
     def parse(self, stream: IO[Any], media_type: str | None = None,
               parser_context: Mapping[str, Any] | None = None) -> Any:
         try:
             data = super().parse(stream, media_type, parser_context)
         except RecursionError:
-            raise ParseError("JSON parse error - nested too deeply") from None
+            raise BadJSON("the body is not JSON: nested too deeply") from None
+        except ParseError as exc:
+            detail = str(exc.detail).removeprefix("JSON parse error - ")
+            raise BadJSON(f"the body is not JSON: {detail}") from None
         try:
             bad = _has_lone_surrogate(data)
         except RecursionError:  # pragma: no cover - the parser's own limit comes first
             bad = True
         if bad:
-            raise ParseError("JSON parse error - a string holds an unpaired surrogate")
+            raise BadJSON("the body is not storable text: a string holds an unpaired UTF-16 "
+                          "surrogate (\\ud800-\\udfff)")
         return data
 
 
