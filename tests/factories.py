@@ -118,17 +118,3 @@ def intake_rows(world: World) -> None:
     twin = world.ticket(subject="The same car again", channel="email")
     DuplicateFlag.objects.create(ticket=twin, of=out.ticket, record=out.record,
                                  created_at=clock.now())
-
-
-def intake_rows(world: World) -> None:
-    """A client's email on their open ticket (an intake record and a reply task) and a second
-    ticket flagged as its possible duplicate: a row in every intake table."""
-    from estafeta.intake.models import DuplicateFlag
-    from estafeta.intake.services import Arrival, intake_arrival
-
-    out = intake_arrival(Arrival(channel=Channel.EMAIL, source="mailbox:test",
-                                 external_id="<news@example.com>", pipeline=world.pipeline.code,
-                                 emails=("ivan@example.com",), text="Any news?"))
-    twin = world.ticket(subject="The same car again", channel="email")
-    DuplicateFlag.objects.create(ticket=twin, of=out.ticket, record=out.record,
-                                 created_at=clock.now())
