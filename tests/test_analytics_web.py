@@ -221,7 +221,11 @@ def test_api_figures_equal_the_pages(world: World, who: str) -> None:
     for code, card in cards.items():
         data = api.get(f"/api/v1/analytics/{code}/?{NOV}").json()
         assert data["figure"] == code and data["period"] == "2026-11"
-        for got, row in zip(data["rows"], card.rows, strict=True):
+        # a director's company page has a row per team (tests/test_analytics_teamrows.py);
+        # the API keeps a row per seller, so only the totals are compared then
+        by_team = card.keys[0] == "team"
+        assert by_team == (who == "director"), code
+        for got, row in zip(data["rows"], [] if by_team else card.rows, strict=not by_team):
             for column in card.columns:
                 assert str(got[column]) == str(row[column]), (code, column)
         assert {c: str(v) for c, v in data["total"].items()} == {

@@ -23,7 +23,7 @@ from django.utils.translation import gettext_lazy as _l
 from django.utils.translation import pgettext_lazy
 from django.views.decorators.http import require_GET
 
-from estafeta.accounts.models import User
+from estafeta.accounts.models import Team, User
 from estafeta.analytics import charts, fast, rollup
 from estafeta.analytics.access import (
     ANALYTICS_ROLES,
@@ -171,7 +171,7 @@ COLUMN_TITLES = {
     "presentations_per_call_ratio": _l("Presentations per call (ratio)"),
     "closed": _l("Stays ended"), "median": _l("Median, h"), "p80": _l("80th percentile, h"),
     "oldest_open": _l("Oldest open, h"), "stuck": _l("Stuck"), "ticket": _l("Ticket"),
-    "executor": _l("Seller"), "age": _l("In stage, h"), "why": _l("Why"),
+    "executor": _l("Seller"), "age": _l("In stage, h"), "why": _l("Why"), "team": _l("Team"),
 }
 COLUMN_TITLES.update({
     "open_tickets": _l("Open tickets"), "covered": _l("Covered"), "uncovered": _l("Uncovered"),
@@ -208,6 +208,7 @@ class Card:
     headers: list[str]
     energy: bool = False  # a K11 sparkline beside each seller row (never in the figures)
     energy_how: str = ""
+    teams_how: str = ""  # rows are teams (a director's company view), how they add up
 
 
 ENERGY_FIGURES = {"K1": "performer", "K4": "owner", "K10": "owner"}
@@ -250,7 +251,53 @@ def key_label(key: str, value: Any, names: dict[int, str]) -> str:
     return str(value)
 
 
-def build_cards(period: Period, cut: Cut, energy: bool = False) -> list[Card]:
+TEAM_HOW = _l("Rows are teams: each seller's figures are added to the team the seller is in "
+              "now, as the team filter counts them, so the team rows add up to the total "
+              "(tickets with documents, K3, count once per seller, as on the seller rows). "
+              "Figures of people without a team, or of nobody, are under \"No team\". Open a "
+              "team for a row per seller.")
+
+
+def by_teams(user: User, cut: Cut) -> bool:
+    """A director with no seller or team chosen sees a row per team, not per seller (at 1,300
+    sellers a row each makes a page nobody reads); they open a team for its sellers."""
+    return user.role == Role.DIRECTOR and cut.seller is None and cut.team is None
+
+
+def team_rows(table: Table, keys: tuple[str, ...], rows: list[dict[str, Any]],
+              team_of: dict[int, int | None], team_names: dict[int, str]
+              ) -> tuple[tuple[str, ...], list[dict[str, Any]]]:
+    """The seller rows (by ``keys``, a person first) added up per team (``team_of``: the
+    person's team now, None for nobody and people without a team), keeping the other keys."""
+    rest = keys[1:]
+    groups: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for row in rows:
+        person = row[keys[0]]
+        team = team_of.get(person) if person else None
+        head = (team, *(row[k] for k in rest))
+        slot = groups.get(head)
+        if slot is None:
+            slot = groups[head] = {"team": team, **{k: row[k] for k in rest},
+                                   **dict.fromkeys(table.columns, 0)}
+        for column in table.columns:
+            slot[column] = slot[column] + row[column]
+    merged = sorted(groups.values(), key=lambda r: (
+        r["team"] is None, team_names.get(r["team"], "").casefold() if r["team"] else "",
+        r["team"] or 0, *((r[k] is None, r[k] if r[k] is not None else "") for k in rest)))
+    return ("team", *rest), merged
+
+
+def teams_of(people: set[int]) -> tuple[dict[int, int | None], dict[int, str]]:
+    """Each person's team now, and the names of those teams (two queries)."""
+    team_of = dict(User.objects.filter(pk__in=sorted(people)).values_list("pk", "team_id"))
+    ids = sorted({t for t in team_of.values() if t is not None})
+    return team_of, dict(Team.objects.filter(pk__in=ids).values_list("pk", "name"))
+
+
+def build_cards(period: Period, cut: Cut, energy: bool = False, teams: bool = False,
+                query: str = "") -> list[Card]:
+    """The per-person cards (K1-K4, K10): a row per person, or with ``teams`` a row per team
+    whose label opens the dashboard for that team (``query``: the page's query string)."""
     tables = [rollup.table(code, period, cut) for code in FIGURES]
     people: set[int] = set()
     built = []
@@ -258,6 +305,13 @@ def build_cards(period: Period, cut: Cut, energy: bool = False) -> list[Card]:
         keys, rows, total = dashboard_rows(table)
         people |= {row[k] for row in rows for k in keys if k in PERSON_KEYS and row[k]}
         built.append((table, keys, rows, total))
+    if teams:
+        energy = False
+        team_of, team_names = teams_of(people)
+        built = [(table, *team_rows(table, keys, rows, team_of, team_names), total)
+                 for table, keys, rows, total in built]
+        people = set()
+        page = reverse("web:analytics") + "?" + (f"{query}&" if query else "")
     names = person_names(people)
     sellers = {row[ENERGY_FIGURES[t.figure]] for t, _k, rows, _tot in built
                if t.figure in ENERGY_FIGURES for row in rows
@@ -270,9 +324,19 @@ def build_cards(period: Period, cut: Cut, energy: bool = False) -> list[Card]:
             if with_energy:
                 row["energy"] = lines.get(row[ENERGY_FIGURES[table.figure]], "")
         for row in rows:
-            row["labels"] = [key_label(k, row[k], names) for k in keys]
-            row["cell"] = urlencode({f"{KEY_PREFIX}{k}": "" if row[k] is None else row[k]
-                                     for k in keys})
+            if teams:
+                team = row["team"]
+                row["labels"] = [team_names.get(team, f"#{team}") if team else _("No team"),
+                                 *(key_label(k, row[k], names) for k in keys[1:])]
+                row["team_link"] = page + urlencode({"team": team}) if team else ""
+                # a team's cell drills down through the team cut; "no team" has no cut
+                row["cell"] = urlencode({"team": team, **{
+                    f"{KEY_PREFIX}{k}": "" if row[k] is None else row[k] for k in keys[1:]}}
+                ) if team else ""
+            else:
+                row["labels"] = [key_label(k, row[k], names) for k in keys]
+                row["cell"] = urlencode({f"{KEY_PREFIX}{k}": "" if row[k] is None else row[k]
+                                         for k in keys})
             row["cells"] = [(c, row[c]) for c in table.columns]
         first = table.columns[0]
         chart = charts.bars([(" ".join(r["labels"]), r[first]) for r in rows],
@@ -280,7 +344,8 @@ def build_cards(period: Period, cut: Cut, energy: bool = False) -> list[Card]:
         cards.append(Card(table.figure, str(TITLES[table.figure]), str(HOW[table.figure]),
                           table, keys, table.columns, rows, total, chart,
                           [column_title(k) for k in (*keys, *table.columns)], with_energy,
-                          str(HOW["K11"]) if with_energy else ""))
+                          str(HOW["K11"]) if with_energy else "",
+                          str(TEAM_HOW) if teams else ""))
     return cards
 
 
@@ -1133,7 +1198,8 @@ def dashboard(request: HttpRequest) -> HttpResponse:
 def _dashboard(request: HttpRequest, user: User, period: Period, cut: Cut, mode: str,
                bucket: str) -> HttpResponse:
     fast.no_jit()
-    cards = build_cards(period, cut, energy_visible(user))
+    cards = build_cards(period, cut, energy_visible(user), by_teams(user, cut),
+                        query_without(request, "page", "format", "team", "seller"))
     return render(request, "web/analytics/dashboard.html", {
         "section": "analytics", "period": period, "cut": cut, "cards": cards,
         "funnel": funnel_of(cards), "trend": trend_of(period, cut),
