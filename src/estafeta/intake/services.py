@@ -50,15 +50,10 @@ from estafeta.history.services import ticket_event
 from estafeta.pipelines.models import PipelineVersion
 from estafeta.pipelines.selectors import version_for_new_ticket
 from estafeta.tasks.models import Task
-from estafeta.tasks.services import task_brief, task_insert, tasks_cancel_open
+from estafeta.tasks.services import task_brief, task_insert
 from estafeta.tickets.models import Activity, StageVisit, Ticket
 from estafeta.tickets.selectors import open_visit, ticket_facts, ticket_for_update
-from estafeta.tickets.services import (  # the stage closes as in ticket_void
-    _close_visit,
-    _snapshot_payload,
-    activity_log,
-    ticket_create,
-)
+from estafeta.tickets.services import activity_log, ticket_create, void_locked
 
 from .models import DuplicateFlag, FlagStatus, FollowUp, FollowUpKind, IntakeRecord
 from .selectors import survivor_of
@@ -510,26 +505,16 @@ def ticket_merge(*, actor: User, ticket: Ticket, into: Ticket, reason: str = "")
         if into.pipeline_id != ticket.pipeline_id:
             raise BadInput("tickets of different pipelines are not merged",
                            code="merge_other_pipeline")
-        visit = open_visit(ticket)
-        at_stage = visit.stage.code
-        snapshot = _snapshot_payload(_close_visit(visit, actor, now, False))
-        cancelled = tasks_cancel_open(ticket=ticket, actor=actor, reason="ticket merged",
-                                      now=now)
-        ticket.status, ticket.closed_at = TicketStatus.VOID, now
-        ticket.close_note = f"merged into {into.number}" + (f": {note}" if note else "")
-        ticket.duplicate_of = ticket.merged_into = into
-        ticket.updated_at = now
-        ticket.save(update_fields=["status", "closed_at", "close_note", "duplicate_of",
-                                   "merged_into", "updated_at"])
         flags = list(DuplicateFlag.objects.filter(
             status=FlagStatus.OPEN, ticket__in=(ticket, into), of__in=(ticket, into))
             .values_list("pk", flat=True))
         DuplicateFlag.objects.filter(pk__in=flags).update(
             status=FlagStatus.MERGED, decided_at=now, decided_by=actor, note=note)
-        ticket_event(ticket, EventType.TICKET_VOIDED, actor, {
-            "reason": "merged", "merged_into": into.number, "duplicate_of": into.number,
-            "note": note, "at_stage": at_stage, "checklist": snapshot, "cancelled_tasks": cancelled,
-            "flags": flags, "override": False})
+        void_locked(ticket, open_visit(ticket), actor=actor, now=now, reason="merged",
+                    close_note=f"merged into {into.number}" + (f": {note}" if note else ""),
+                    duplicate_of=into, merged_into=into, override=False,
+                    task_reason="ticket merged",
+                    payload={"merged_into": into.number, "note": note, "flags": flags})
         into.updated_at = now
         into.save(update_fields=["updated_at"])
         ticket_event(into, EventType.TICKET_MERGED, actor, {

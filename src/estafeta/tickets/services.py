@@ -566,17 +566,32 @@ def ticket_void(*, actor: User, ticket: Ticket, reason: str,
                                code="unknown_ticket") from None
             if original.pk == ticket.pk:
                 raise BadInput("a ticket cannot duplicate itself", code="bad_duplicate")
-        at_stage = visit.stage.code
-        snapshot = _snapshot_payload(_close_visit(visit, actor, now, override))
-        cancelled = tasks_cancel_open(ticket=ticket, actor=actor, reason="ticket void", now=now)
-        ticket.status, ticket.closed_at = TicketStatus.VOID, now
-        ticket.close_note, ticket.duplicate_of = reason, original
-        _save(ticket, now, "status", "closed_at", "close_note", "duplicate_of")
-        ticket_event(ticket, EventType.TICKET_VOIDED, actor, {
-            "reason": reason, "duplicate_of": original.number if original else None,
-            "at_stage": at_stage, "checklist": snapshot, "cancelled_tasks": cancelled,
-            "override": override})
+        void_locked(ticket, visit, actor=actor, now=now, reason=reason, close_note=reason,
+                    duplicate_of=original, override=override)
     return ticket
+
+
+def void_locked(ticket: Ticket, visit: StageVisit, *, actor: User | None, now: datetime,
+                reason: str, close_note: str, duplicate_of: Ticket | None, override: bool,
+                merged_into: Ticket | None = None, task_reason: str = "ticket void",
+                payload: dict[str, Any] | None = None) -> None:
+    """The void transition of a locked open ticket, after the caller's authority checks: the
+    stage visit closes with its checklist snapshot, open tasks are cancelled, one
+    ``ticket.voided`` event. Shared by ``ticket_void`` and intake's merge."""
+    at_stage = visit.stage.code
+    snapshot = _snapshot_payload(_close_visit(visit, actor, now, override))
+    cancelled = tasks_cancel_open(ticket=ticket, actor=actor, reason=task_reason, now=now)
+    ticket.status, ticket.closed_at = TicketStatus.VOID, now
+    ticket.close_note, ticket.duplicate_of = close_note, duplicate_of
+    fields = ["status", "closed_at", "close_note", "duplicate_of"]
+    if merged_into is not None:
+        ticket.merged_into = merged_into
+        fields.append("merged_into")
+    _save(ticket, now, *fields)
+    ticket_event(ticket, EventType.TICKET_VOIDED, actor, {
+        "reason": reason, "duplicate_of": duplicate_of.number if duplicate_of else None,
+        "at_stage": at_stage, "checklist": snapshot, "cancelled_tasks": cancelled,
+        "override": override, **(payload or {})})
 
 
 def ticket_reopen(*, actor: User, ticket: Ticket, reason: str, to: str | None = None) -> Ticket:
