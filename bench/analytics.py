@@ -24,7 +24,9 @@
    rather than copied stale. Events are re-chained per ticket stream with the project's own
    ``EventFacts.digest``; one ``checkpoint_create()`` at the end seals the new heads. Dates are
    the base ticket's (the base covers ``--months`` months, so a 12-month window is populated).
-   Clients are shared with the base (the demo's ~600), not copied.
+   Clients are shared with the base (the demo's ~600), not copied. Intake records, mail
+   messages and duplicate flags are not copied either: a replica's ``intake.received`` event
+   names no record (``"record": null``); the analytics do not read them.
 
 ``measure`` serves the database with ``estafeta serve --workers 2`` (gunicorn), signs in as the
 director and as a head of a copied group, and GETs the dashboard ``--repeat`` times each: the
@@ -87,8 +89,11 @@ KEPT_COLUMNS = {
 # Payload keys: which ids they hold.
 PEOPLE_KEYS = {"owner", "executor", "assignee", "by"}
 TASK_LIST_KEYS = {"tasks", "cancelled_tasks"}
-ID_OBJECT_KEYS = {"task": "task", "successor": "task", "activity": "activity"}
+ID_OBJECT_KEYS = {"task": "task", "successor": "task", "activity": "activity",
+                  "follow_up": "task"}
 PLAIN_INT_KEYS = {"duration", "version", "client", "evidence"}
+# Ids of rows this bench does not copy (intake records): a replica's event names none.
+NOT_COPIED_KEYS = {"record"}
 
 
 def say(text: str) -> None:
@@ -229,6 +234,8 @@ class Round:
         if v is None or isinstance(v, bool | float):
             return v
         if isinstance(v, int):
+            if key in NOT_COPIED_KEYS:
+                return None
             if key in PEOPLE_KEYS or key in ("to", "from"):
                 return self.people.get(v, v)
             if key in ("task", "activity", "document", "escalation"):
