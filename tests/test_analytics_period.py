@@ -56,6 +56,13 @@ def test_previous() -> None:
     assert Period.parse("2026").previous() == Period.parse("2025")
     assert (Period.parse("2026-11-11..2026-11-20").previous()
             == Period.parse("2026-11-01..2026-11-10"))
+    # whole months: as many months before, whatever their lengths (a leap day included)
+    assert (Period.parse("2024-03-01..2025-02-28").previous()
+            == Period.parse("2023-03-01..2024-02-29"))
+    assert (Period.parse("2026-12-01..2027-01-31").previous()
+            == Period.parse("2026-10-01..2026-11-30"))
+    assert (Period.parse("2026-02-01..2026-02-28").previous()
+            == Period.parse("2026-01-01..2026-01-31"))
 
 
 def test_cut_parses_and_checks(world) -> None:  # type: ignore[no-untyped-def]

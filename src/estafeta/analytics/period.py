@@ -138,13 +138,18 @@ class Period:
         return self.label
 
     def previous(self) -> Period:
-        """The period of the same kind just before (a day range: as many days before)."""
+        """The period of the same kind just before (a day range: as many days before, or as
+        many whole months before when it is whole months, e.g. 2026-01-01..2026-12-31)."""
         if self.kind == "week":
             return Period("week", self.first - timedelta(days=7), self.first - timedelta(days=1))
         months = {"month": 1, "quarter": 3, "year": 12}.get(self.kind)
         if months is not None:
             return Period(self.kind, _add_months(self.first, -months),
                           self.first - timedelta(days=1))
+        after = self.last + timedelta(days=1)
+        if self.first.day == 1 and after.day == 1:
+            count = (after.year - self.first.year) * 12 + after.month - self.first.month
+            return Period.days(_add_months(self.first, -count), self.first - timedelta(days=1))
         length = (self.last - self.first).days + 1
         return Period.days(self.first - timedelta(days=length), self.first - timedelta(days=1))
 
