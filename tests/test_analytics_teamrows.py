@@ -1,6 +1,6 @@
-"""A director's company dashboard shows a row per team in the per-person cards (K1-K4, K10),
-each team opening the dashboard for that team with a row per seller; heads and sellers see
-their rows as before, and the totals never change.
+"""A director's company dashboard shows a row per team in the per-person cards (K1-K4, K10)
+and tables (K7, K12), each team opening the dashboard for that team with a row per seller;
+heads and sellers see their rows as before, and the totals never change.
 
 History: that of ``test_analytics_web`` (Ann and Bob of team Sales and Olga of team Other each
 own a ticket and make a connected call; Ann's ticket goes to Olga), plus a connected call by
@@ -73,11 +73,12 @@ def test_a_director_without_a_cut_sees_a_row_per_team_adding_up_to_the_total(
     # a team's count drills down through the team cut
     assert (f"/analytics/K2/tickets/?period=2026-11&amp;team={w.sales.pk}&amp;column=leads"
             in text)
-    # the per-person cards list no people (K7 and K12 keep their per-seller tables for now)
-    cards_html = text[text.index('id="K1"'):text.index('id="K8"')]
-    assert "k_owner=" not in cards_html and "k_performer=" not in cards_html
-    assert ">bob<" not in cards_html and ">olga<" not in cards_html
-    assert ">bob<" in text  # the K7 tables below still name the sellers
+    # the per-person cards list no people, nor do K7 and K12 (a row per team there too)
+    for start, end in (('id="K1"', 'id="K8"'), ('id="K7"', 'id="K9"'), ('id="K12"', "growth")):
+        html = text[text.index(start):text.index(end, text.index(start))]
+        assert "k_owner=" not in html and "k_performer=" not in html, start
+        assert "k_assignee=" not in html, start
+        assert ">bob<" not in html and ">olga<" not in html, start
     drill = page(w.director, f"{NOV}&team={w.sales.pk}&column=leads", "/analytics/K2/tickets/")
     assert drill.status_code == 200 and drill.context["page"].paginator.count == 4
 
@@ -133,3 +134,53 @@ def test_team_names_are_escaped(world: World) -> None:
     text = page(w.director).content.decode()
     assert "<script>alert" not in text
     assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;" in text
+
+
+def _k7(answer: Any) -> dict[str, Any]:
+    return {t.part: t for t in answer.context["conversions"].tables}
+
+
+def _k12(answer: Any) -> dict[str, Any]:
+    return {t.part: t for t in answer.context["control"].tables}
+
+
+def test_a_director_sees_k7_and_k12_per_team_with_shares_from_the_team_counts(
+        world: World) -> None:
+    w = world
+    history(w)
+    company = page(w.director)
+    k7, k12 = _k7(company), _k12(company)
+    assert company.context["conversions"].teams_how and company.context["control"].teams_how
+    calls = k7["call_meeting"]  # tickets' first connected calls: Ann, Bob (Sales), Olga
+    assert {r["performer"]: r["cohort"] for r in calls.rows} == {w.sales.pk: 2, w.other.pk: 1}
+    sales = next(r for r in calls.rows if r["performer"] == w.sales.pk)
+    assert sales["labels"][0] == "Sales" and sales["label_links"][0][1].endswith(
+        f"team={w.sales.pk}")
+    assert sales["cell"].startswith(f"team={w.sales.pk}&")
+    assert sum(r["cohort"] for r in calls.rows) == calls.total["cohort"]
+    # K1 ratios: the director's call is in no team's row
+    ratios = {r["performer"]: r for r in company.context["conversions"].ratio_rows}
+    assert set(ratios) == {w.sales.pk, w.other.pk, None}
+    with translation.override("ru"):
+        assert ratios[None]["label"] == translation.gettext("No team")
+    leads = k7["lead_sale"]  # by channel and the owner's team
+    assert {r["owner"] for r in leads.rows} <= {w.sales.pk, w.other.pk, None}
+    assert sum(r["cohort"] for r in leads.rows) == leads.total["cohort"]
+    for row in leads.rows:  # shares of the team's own counts
+        assert row["won_share"] == (row["won"] / row["cohort"] if row["cohort"] else None) \
+            or row["won_share"] * row["cohort"] == row["won"]
+    coverage, overdue = k12["coverage"], k12["overdue"]
+    assert {r["owner"] for r in coverage.rows} <= {w.sales.pk, w.other.pk}
+    assert sum(r["open_tickets"] for r in coverage.rows) == coverage.total["open_tickets"]
+    assert sum(r["open_tasks"] for r in overdue.rows) == overdue.total["open_tasks"]
+    wins = company.context["conversions"].win_rows
+    assert all(r["label"] in ("Sales", "Other") or r["owner"] is None for r in wins)
+    # the team's own dashboard: a row per seller again, adding up to the team's row
+    team = page(w.director, f"{NOV}&team={w.sales.pk}")
+    team_calls = _k7(team)["call_meeting"]
+    assert sorted(r["performer"] for r in team_calls.rows) == sorted([w.ann.pk, w.bob.pk])
+    assert team_calls.total["cohort"] == sales["cohort"]
+    assert not team.context["conversions"].teams_how
+    team_coverage = _k12(team)["coverage"]
+    assert team_coverage.total["open_tickets"] == next(
+        r["open_tickets"] for r in coverage.rows if r["owner"] == w.sales.pk)

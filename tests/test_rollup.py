@@ -18,11 +18,19 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import connection, transaction
+from django.db.models import Q
 from hypothesis import HealthCheck, Phase, given, settings
 
-from estafeta.analytics import control, fast, rollup
+from estafeta.analytics import control, fast, monthly, rollup
 from estafeta.analytics.figures import k2_leads, k3_documents, k10_outcomes
-from estafeta.analytics.models import Cell, RollupState, TicketRollup, TicketSummary
+from estafeta.analytics.models import (
+    Cell,
+    CompanyCell,
+    MonthCell,
+    RollupState,
+    TicketRollup,
+    TicketSummary,
+)
 from estafeta.analytics.period import Cut, Period
 from estafeta.analytics.timing import k9_time_in_stage
 from estafeta.calendars.selectors import clear_calendar_cache
@@ -30,6 +38,7 @@ from estafeta.core import clock
 from estafeta.pipelines.models import clear_version_cache
 from estafeta.tickets.services import (
     document_issue,
+    stage_close,
     ticket_close_lost,
     ticket_reassign,
     ticket_reopen,
@@ -40,9 +49,11 @@ from . import factories
 from .test_analytics_properties import _play, history
 
 MSK = ZoneInfo("Europe/Moscow")
+# The month, the quarter and the two month-led ranges are answered from the monthly cells
+# for the cuts of people (the second range: October whole, November 1-20 from the daily rows).
 PERIODS = (Period.parse("2026-11"), Period.parse("2026-10-31..2026-11-01"),
            Period.parse("2026-11-30..2026-12-03"), Period.parse("2026-W46"),
-           Period.parse("2026-Q4"))
+           Period.parse("2026-Q4"), Period.parse("2026-10-01..2026-11-20"))
 
 
 def _cuts(w: factories.World) -> list[Cut]:
@@ -70,6 +81,19 @@ def _agree(w: factories.World) -> None:
             problems = list(rollup.differences(period, cut))
             assert not problems, (period, cut, problems)
             _fast_agrees(period, cut)
+            # the monthly cells really answered the periods that start a month, cut by people
+            by_month = period.first.day == 1 and period.kind != "week" and all(
+                getattr(cut, name) is None for name in monthly.DIMENSIONS)
+            assert (monthly.split(period, cut) is not None) == by_month, (period, cut)
+
+
+def _stored_monthly() -> list[tuple[Any, ...]]:
+    values = tuple(f"v{i}" for i in range(8))
+    nonzero = Q(*[Q(**{v: 0}) for v in values])
+    return sorted([("m", *r) for r in MonthCell.objects.exclude(nonzero).values_list(
+        "figure", "month", "person", "since", "keys", *values)]
+        + [("c", *r) for r in CompanyCell.objects.exclude(nonzero).values_list(
+            "figure", "month", "stripe", "since", "keys", *values)])
 
 
 def _stored_cells() -> list[tuple[Any, ...]]:
@@ -96,9 +120,13 @@ def test_rollups_equal_the_history_on_random_histories(
         now = _play(w, start, creations + steps) + timedelta(minutes=tail)
         with clock.frozen(now):
             _agree(w)  # kept in step, event by event
-            kept = _stored_cells()
+            kept, kept_monthly = _stored_cells(), _stored_monthly()
+            assert kept_monthly
+            monthly.derive()  # the monthly cells worked out again from the daily rows
+            assert _stored_monthly() == kept_monthly
             rollup.rebuild(batch=3)
             assert _stored_cells() == kept  # a rebuild finds exactly what was kept
+            assert _stored_monthly() == kept_monthly
             _agree(w)
         transaction.set_rollback(True)
     clear_version_cache()
@@ -129,6 +157,27 @@ def test_period_edges_in_the_company_time_zone(world: factories.World) -> None:
     assert late.pk != early.pk
     assert not list(rollup.differences(november))
     assert not list(rollup.differences(october))
+
+
+def test_stays_closed_just_after_local_midnight_count_in_their_local_month(
+        world: factories.World) -> None:
+    """01:00 in Moscow on 1 November is 22:00 UTC on 31 October: the monthly histogram puts the
+    stay in November, and the look-up of its bucket must find it there (it compared UTC text
+    with a local moment on SQLite once, and found nothing)."""
+    w = world
+    with _at(2026, 10, 30, 10, 0):
+        ticket = w.ticket(owner=w.ann)
+        w.fill_new(ticket)
+    with _at(2026, 11, 1, 1, 0):
+        stage_close(actor=w.ann, ticket=ticket, stage="new", to="contract")
+    november = Period.parse("2026-11")
+    with _at(2026, 11, 20, 10, 0):
+        assert monthly.split(november, Cut()) is not None
+        timing = fast.k9_timing(november, Cut())
+        row = next(r for r in timing.rows if r["stage"] == "new")
+        assert row["closed"] == 1 and row["median"] == row["shortest"] == row["longest"]
+        assert not list(fast.differences(november))
+        assert not list(fast.differences(Period.parse("2026-10")))
 
 
 def test_void_reopen_and_reassignment_change_what_they_should(world: factories.World) -> None:
@@ -221,6 +270,51 @@ def test_verify_exits_non_zero_on_a_mismatch(world: factories.World) -> None:
         call_command("analytics", "verify", "--period", "2026-11", stdout=io.StringIO(),
                      stderr=err)
     assert "K7 lead_sale" in err.getvalue()
+
+
+def test_verify_sees_a_wrong_monthly_cell_and_rebuild_monthly_mends_it(
+        world: factories.World) -> None:
+    w = world
+    with _at(2026, 11, 2, 10, 0):
+        ticket = w.ticket(owner=w.ann, channel="phone")
+        document_issue(actor=w.ann, ticket=ticket, kind="quote", number="Q-1", amount="10")
+    with _at(2026, 11, 20, 10, 0):
+        call_command("analytics", "verify", "--period", "2026-11", stdout=io.StringIO())
+        MonthCell.objects.filter(figure="K2", person=w.ann.pk).update(v0=5)
+        err = io.StringIO()
+        with pytest.raises(CommandError):
+            call_command("analytics", "verify", "--period", "2026-11", stdout=io.StringIO(),
+                         stderr=err)
+        assert "K2 by owner (monthly)" in err.getvalue()
+        # the daily rows still agree: only the monthly level is off
+        assert "(daily)" not in err.getvalue()
+        out = io.StringIO()
+        call_command("analytics", "rebuild", "--monthly", stdout=out)
+        assert "monthly cells worked out" in out.getvalue()
+        assert MonthCell.objects.get(figure="K2", person=w.ann.pk).v0 == 1
+        call_command("analytics", "verify", "--period", "2026-11", stdout=out)
+        assert out.getvalue().strip().endswith("rollups ready")
+        RollupState.objects.filter(pk=1).update(ready=False)
+        with pytest.raises(CommandError, match="not ready"):
+            call_command("analytics", "rebuild", "--monthly", stdout=io.StringIO())
+
+
+def test_monthly_cells_wait_for_a_rebuild_and_the_daily_rows_answer_meanwhile(
+        world: factories.World) -> None:
+    w = world
+    with _at(2026, 11, 2, 10, 0):
+        w.ticket(owner=w.ann, channel="phone")
+    november = Period.parse("2026-11")
+    RollupState.objects.filter(pk=1).update(monthly_ready=False)  # as after the migration
+    MonthCell.objects.all().delete()
+    CompanyCell.objects.all().delete()
+    with _at(2026, 11, 20, 10, 0):
+        assert monthly.split(november, Cut()) is None
+        assert rollup.table("K2", november, Cut(), ("owner",)).total("leads") == 1
+        assert not list(rollup.differences(november))
+        call_command("analytics", "rebuild", "--monthly", stdout=io.StringIO())
+        assert monthly.split(november, Cut()) is not None
+        assert monthly.cell_table("K2", november, Cut(), ("owner",)).total("leads") == 1
 
 
 def test_the_dashboards_stuck_list_keeps_the_exact_order_with_ties(

@@ -244,6 +244,7 @@ def largest_loss(table: Table) -> dict[str, Any] | None:
 
 
 NEXT_STEP = (MoveKind.FORWARD, MoveKind.SKIP)
+STAGE_KEYS = ("pipeline", "from_stage", "kind")  # the K4 keys ``stage_conversion`` reads
 
 
 def stage_conversion(period: Period, cut: Cut, *, figure: Any = k4_transitions) -> Comparison:
@@ -254,7 +255,7 @@ def stage_conversion(period: Period, cut: Cut, *, figure: Any = k4_transitions) 
 
     def rows(table: Table) -> dict[tuple[str, str], dict[str, int]]:
         out: dict[tuple[str, str], dict[str, int]] = {}
-        for row in table.rollup("pipeline", "from_stage", "kind"):
+        for row in table.rollup(*STAGE_KEYS):
             if row["kind"] == MoveKind.REOPEN:
                 continue
             cell = out.setdefault((row["pipeline"], row["from_stage"]), {"exits": 0, "next": 0})

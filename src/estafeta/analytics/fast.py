@@ -42,7 +42,7 @@ from estafeta.pipelines.models import PipelineVersion
 from estafeta.tasks.models import Task
 from estafeta.tickets.models import Ticket
 
-from . import control, conversions, timing
+from . import control, conversions, monthly, timing
 from .figures import Fact, Table, _person_filter, _ticket_filter
 from .models import StaySpan, TicketSummary
 from .period import Cut, Period
@@ -103,11 +103,28 @@ ACTIVITY_PARTS = {"email_call": ("email", conversions.k7_email_to_call,
 
 def k7_activity(part: str, period: Period, cut: Cut, *, window: timedelta = DEFAULT_WINDOW,
                 now: datetime | None = None) -> Table:
-    """A K7 activity cohort (email→call or call→presentation) from the summaries."""
-    prefix, exact, title = ACTIVITY_PARTS[part]
+    """A K7 activity cohort (email→call or call→presentation): from the monthly cells for a
+    period of whole months (``monthly.k7_activity``), else from the summaries."""
+    _prefix, exact, title = ACTIVITY_PARTS[part]
     now = now or clock.now()
     if not is_ready():
         return exact(period, cut, window=window, now=now)
+    if window == DEFAULT_WINDOW:
+        found = monthly.k7_activity(part, period, cut, now, lambda tail: _k7_activity_daily(
+            part, tail, cut, window, now).facts)
+        if found is not None:
+            return Table(title, "tickets", period, cut, ("performer",),
+                         ("cohort", "converted", "immature"), tuple(
+                             Fact(0, {"performer": person},
+                                  {"cohort": c, "converted": k, "immature": i})
+                             for person, (c, k, i) in found))
+    return _k7_activity_daily(part, period, cut, window, now)
+
+
+def _k7_activity_daily(part: str, period: Period, cut: Cut, window: timedelta,
+                       now: datetime) -> Table:
+    """A K7 activity cohort from the summaries (one GROUP BY)."""
+    prefix, _exact, title = ACTIVITY_PARTS[part]
     at, by, nxt = f"{prefix}_at", f"{prefix}_by", f"{prefix}_next"
     rows = (TicketSummary.objects
             .filter(_dims(cut), _person(cut, by), void=False,
@@ -133,24 +150,44 @@ def _future(qs: QuerySet[TicketSummary], now: datetime) -> bool:
 def k7_lead_to_sale(period: Period, cut: Cut, *, window: timedelta = DEFAULT_WINDOW,
                     now: datetime | None = None) -> Table:
     """K7 lead→sale from the summaries: won/lost/open as the ticket stood 14 days after its
-    creation (stored), or now for a cohort member still inside its window."""
+    creation (stored), or now for a cohort member still inside its window; a period of whole
+    months from the monthly cells (``monthly.k7_lead_to_sale``)."""
     now = now or clock.now()
     members = TicketSummary.objects.filter(
         _dims(cut), _person(cut, "lead_owner"), void=False, lead_at__gte=period.start,
         lead_at__lt=period.end)
     if not is_ready() or window != DEFAULT_WINDOW or _future(members, now):
         return conversions.k7_lead_to_sale(period, cut, window=window, now=now)
+    found = monthly.k7_lead_to_sale(period, cut, now,
+                                    lambda tail: _k7_lead_daily(tail, cut, window, now).facts)
+    if found is not None:
+        return _lead_table(period, cut, tuple(
+            Fact(0, {"channel": channel, "owner": owner},
+                 dict(zip(("cohort", WON, LOST, OPEN, "immature"), row, strict=True)))
+            for (channel, owner), row in found))
+    return _k7_lead_daily(period, cut, window, now)
+
+
+def _lead_table(period: Period, cut: Cut, facts: tuple[Fact, ...]) -> Table:
+    return Table("K7 lead→sale", "tickets", period, cut, ("channel", "owner"),
+                 ("cohort", WON, LOST, OPEN, "immature"), facts)
+
+
+def _k7_lead_daily(period: Period, cut: Cut, window: timedelta, now: datetime) -> Table:
+    """K7 lead→sale from the summaries (one GROUP BY)."""
+    members = TicketSummary.objects.filter(
+        _dims(cut), _person(cut, "lead_owner"), void=False, lead_at__gte=period.start,
+        lead_at__lt=period.end)
     mature = Q(lead_at__lte=now - window)
     columns = {status: _one((mature & Q(status_window=status))
                             | (~mature & Q(status_final=status)))
                for status in (WON, LOST, OPEN)}
     rows = _rows(members.values("channel", "lead_owner").order_by("channel", "lead_owner")
             .annotate(cohort=Count("pk"), immature=_one(~mature), **columns))
-    facts = tuple(Fact(0, {"channel": r["channel"], "owner": r["lead_owner"]},
-                       {"cohort": r["cohort"], **{s: _int(r[s]) for s in (WON, LOST, OPEN)},
-                        "immature": _int(r["immature"])}) for r in rows)
-    return Table("K7 lead→sale", "tickets", period, cut, ("channel", "owner"),
-                 ("cohort", WON, LOST, OPEN, "immature"), facts)
+    return _lead_table(period, cut, tuple(
+        Fact(0, {"channel": r["channel"], "owner": r["lead_owner"]},
+             {"cohort": r["cohort"], **{s: _int(r[s]) for s in (WON, LOST, OPEN)},
+              "immature": _int(r["immature"])}) for r in rows))
 
 
 K7_PARTS = ("email_call", "call_meeting", "lead_sale")
@@ -193,20 +230,49 @@ def _bit(i: int) -> Q:
 
 def k8_funnel(period: Period, cut: Cut, *, mode: str = conversions.STRICT,
               now: datetime | None = None) -> conversions.Funnel:
-    """K8 from the summaries (``conversions.k8_funnel`` defines it)."""
+    """K8 from the monthly cells for a period of whole months (``monthly.k8_counts``: the
+    steps' counts, no facts), else from the summaries (``conversions.k8_funnel`` defines
+    it)."""
     if mode not in (conversions.STRICT, conversions.ANY_ORDER):
         raise ValueError(f"unknown funnel mode {mode!r}")
     now = now or clock.now()
     steps = conversions._pipeline_steps(cut)
-    members = TicketSummary.objects.filter(
+    if not is_ready() or _future(_funnel_members(period, cut), now):
+        return conversions.k8_funnel(period, cut, mode=mode, now=now)
+
+    def daily(part: Period) -> dict[str, list[tuple[int, int]]] | None:
+        found = _k8_daily(part, cut, steps, mode)
+        return None if found is None else found[0]
+
+    counts = monthly.k8_counts(period, cut, steps, mode == conversions.STRICT, daily)
+    facts: tuple[Fact, ...] = ()
+    if counts is None:
+        found = _k8_daily(period, cut, steps, mode)
+        if found is None:  # summaries read against other steps: the history answers
+            return conversions.k8_funnel(period, cut, mode=mode, now=now)
+        counts, facts = found
+    table = Table(f"K8 funnel ({mode})", "tickets", period, cut, ("pipeline", "stage", "owner"),
+                  ("reached",), facts)
+    return CountedFunnel(table, steps, mode, counts)
+
+
+def _funnel_members(period: Period, cut: Cut) -> QuerySet[TicketSummary]:
+    return TicketSummary.objects.filter(
         _dims(cut), _person(cut, "lead_owner"), void=False, funnel_at__gte=period.start,
         funnel_at__lt=period.end)
+
+
+def _k8_daily(period: Period, cut: Cut, steps: dict[str, tuple[str, ...]], mode: str
+              ) -> tuple[dict[str, list[tuple[int, int]]], tuple[Fact, ...]] | None:
+    """K8's counts per pipeline and step and its facts per owner from the summaries; None
+    when a member was read against other steps than the pipeline's current ones."""
+    members = _funnel_members(period, cut)
     current = {p: steps_key(order) for p, order in steps.items()}
     stale = members.exclude(
         Q(*[Q(pipeline=p, steps=k) for p, k in current.items()], _connector=Q.OR)
         if current else Q(pk__in=[]))
-    if not is_ready() or _future(members, now) or stale.exists():
-        return conversions.k8_funnel(period, cut, mode=mode, now=now)
+    if stale.exists():
+        return None
     won = Q(status_final=WON)
     counts: dict[str, list[tuple[int, int]]] = {}
     facts: list[Fact] = []
@@ -237,9 +303,7 @@ def k8_funnel(period: Period, cut: Cut, *, mode: str = conversions.STRICT,
             facts.extend(Fact(0, {"pipeline": pipeline, "stage": stage,
                                   "owner": r["lead_owner"]}, {"reached": _int(r[f"r{i}"])})
                          for i, stage in enumerate(order) if _int(r[f"r{i}"]))
-    table = Table(f"K8 funnel ({mode})", "tickets", period, cut, ("pipeline", "stage", "owner"),
-                  ("reached",), tuple(facts))
-    return CountedFunnel(table, steps, mode, counts)
+    return counts, tuple(facts)
 
 
 # --- K9 ----------------------------------------------------------------------------------------
@@ -296,7 +360,11 @@ def k9_timing(period: Period, cut: Cut, *, at: datetime | None = None) -> StageT
             "pipeline": pipeline, "stage": stage, "closed": 0, "median": None, "p80": None,
             "shortest": None, "longest": None, "open": 0, "oldest_open": None, "stuck": 0})
 
-    if connection.vendor == "postgresql":
+    by_month = monthly.k9_closed(period, cut)
+    if by_month is not None:
+        for (pipeline, stage), figures in by_month.items():
+            row(pipeline, stage).update(figures)
+    elif connection.vendor == "postgresql":
         for r in _rows(closed.values("pipeline", "stage").order_by("pipeline", "stage")
                        .annotate(n=Count("pk"), low=Min("seconds"), high=Max("seconds"),
                             mid=_Percentile("seconds", "percentile_cont", 0.5),
@@ -386,6 +454,12 @@ def next_task_coverage(cut: Cut) -> Table:
     """``control.next_task_coverage`` with the counting in SQL: the open tickets by pipeline
     and owner, and those of them among the tickets of an open task of an active person (a
     semi-join over the open tasks, not a probe per ticket)."""
+    counted = monthly.coverage(cut)
+    if counted is not None:  # the current-state cells
+        today = clock.now().date()
+        return _counted("K12 coverage", "tickets", Period.days(today, today), cut,
+                        ("pipeline", "owner"), ("open_tickets", "covered", "uncovered"),
+                        counted)
     tickets = (Ticket.objects.filter(status=TicketStatus.OPEN)
                .filter(_person_filter(cut, "owner"), _ticket_filter(cut, "")))
     valid = Task.objects.filter(status=TaskStatus.OPEN, assignee__is_active=True)
@@ -410,6 +484,12 @@ def overdue_rate(at: datetime, cut: Cut) -> Table:
     """``control.overdue_rate`` with the counting in SQL; the tasks moved after ``at`` are
     counted by their due time then, one by one. Open at ``at``: still open (the open-task
     index), or done after ``at`` (an index on done_at, migration 0003), counted apart."""
+    counted = monthly.overdue(at, cut, lambda start, end: Task.objects.filter(
+        status=TaskStatus.OPEN, due_at__gte=start, due_at__lt=end).exclude(
+            ticket__status=TicketStatus.VOID))
+    if counted is not None:  # the current-state cells
+        return _counted("K12 overdue", "tasks", Period.days(at.date(), at.date()), cut,
+                        ("pipeline", "assignee"), ("open_tasks", "overdue"), counted)
     scope = (Task.objects.filter(created_at__lte=at)
              .exclude(ticket__status=TicketStatus.VOID)
              .filter(_person_filter(cut, "assignee"), _ticket_filter(cut, "ticket__")))
@@ -443,21 +523,31 @@ def overdue_rate(at: datetime, cut: Cut) -> Table:
 
 
 def sla_compliance(period: Period, cut: Cut) -> Table:
-    """``control.sla_compliance`` from the spans."""
+    """``control.sla_compliance`` from the spans: by pipeline, stage and executor, or for a
+    period of whole months from the monthly cells by pipeline and stage (what the dashboard
+    shows; ``monthly.sla``)."""
     if not is_ready():
         return control.sla_compliance(period, cut)
-    within = (Q(sla_due_at__isnull=False, closed_at__lte=F("sla_due_at"))
-              | Q(sla_due_at__isnull=True, sla_left__gt=timedelta()))
-    rows = _rows(_spans(cut).filter(closed_at__gte=period.start, closed_at__lt=period.end,
-                                   sla=True)
-                .filter(Q(sla_due_at__isnull=False) | Q(sla_left__isnull=False))
-                .values("pipeline", "stage", "executor").order_by("pipeline", "stage",
-                                                                  "executor")
-                .annotate(closed=Count("pk"), within=_one(within)))
+    found = monthly.sla(period, cut, lambda tail: _sla_rows(tail, cut))
+    if found is not None:
+        return _counted("K12 SLA", "stays", period, cut, ("pipeline", "stage"),
+                        ("closed", "within", "late"), found)
+    rows = _sla_rows(period, cut)
     for r in rows:
         r["late"] = r["closed"] - _int(r["within"])
     return _counted("K12 SLA", "stays", period, cut, ("pipeline", "stage", "executor"),
                     ("closed", "within", "late"), rows)
+
+
+def _sla_rows(period: Period, cut: Cut) -> list[dict[str, Any]]:
+    within = (Q(sla_due_at__isnull=False, closed_at__lte=F("sla_due_at"))
+              | Q(sla_due_at__isnull=True, sla_left__gt=timedelta()))
+    return _rows(_spans(cut).filter(closed_at__gte=period.start, closed_at__lt=period.end,
+                                    sla=True)
+                 .filter(Q(sla_due_at__isnull=False) | Q(sla_left__isnull=False))
+                 .values("pipeline", "stage", "executor").order_by("pipeline", "stage",
+                                                                   "executor")
+                 .annotate(closed=Count("pk"), within=_one(within)))
 
 
 # --- verify --------------------------------------------------------------------------------------
@@ -469,10 +559,19 @@ def _funnel_rows(funnel: conversions.Funnel) -> list[dict[str, Any]]:
 
 def differences(period: Period, cut: Cut | None = None) -> Any:
     """Where this module's answers and the exact figures disagree for ``period`` and ``cut``
-    (K7's three cohorts, K8 in both modes, K9, K12 coverage, overdue and SLA compliance)."""
+    (K7's three cohorts, K8 in both modes, K9, K12 coverage, overdue and SLA compliance): from
+    the monthly cells where they answer, and again from the summaries and spans alone."""
     cut = cut or Cut()
+    with monthly.off():
+        daily = list(_differences(period, cut))
+    yield from _differences(period, cut)
+    yield from (f"{problem} (without the monthly cells)" for problem in daily)
 
+
+def _differences(period: Period, cut: Cut) -> Any:
     def table(name: str, a: Table, b: Table, keys: tuple[str, ...]) -> Any:
+        # the monthly cells answer K12 SLA by pipeline and stage only (what is shown)
+        keys = tuple(k for k in keys if k in a.keys)
         for group in (keys, ()):
             if a.rollup(*group) != b.rollup(*group):
                 yield f"{name} by {','.join(group) or 'total'}: fast {a.rollup(*group)} != " \

@@ -9,9 +9,12 @@ with ``estafeta analytics rebuild``; nothing else reads them as a source of trut
 
 from __future__ import annotations
 
+from datetime import date
+
 from django.db import models
 
 VALUES = 8
+NO_SINCE = date(1, 1, 1)  # a monthly cell's ``since`` when it compares nothing
 
 
 class Cell(models.Model):
@@ -49,11 +52,66 @@ class TicketRollup(models.Model):
         return f"rollup of ticket {self.ticket_id}"
 
 
+class MonthlyValues(models.Model):
+    """The sums of a monthly cell (``analytics/monthly.py``)."""
+
+    figure = models.CharField(max_length=16)  # a projection of a figure: "K4.st", "K9"...
+    month = models.DateField()  # its first day (company time zone)
+    # K3: the month of the ticket's previous document, compared with the period's first day
+    since = models.DateField(default=NO_SINCE)
+    keys = models.CharField(max_length=600)  # the projection's keys, JSON
+    v0 = models.BigIntegerField(default=0)
+    v1 = models.BigIntegerField(default=0)
+    v2 = models.BigIntegerField(default=0)
+    v3 = models.BigIntegerField(default=0)
+    v4 = models.BigIntegerField(default=0)
+    v5 = models.BigIntegerField(default=0)
+    v6 = models.BigIntegerField(default=0)
+    v7 = models.BigIntegerField(default=0)
+
+    class Meta:
+        abstract = True
+
+
+class MonthCell(MonthlyValues):
+    """A month of one projection of a figure for one person (the cut's seller: the performer,
+    the owner at the event, the stay's executor; 0: nobody), without the pipeline, channel,
+    segment and territory: what the seller and team cuts and the per-seller rows read."""
+
+    person = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(
+            fields=["figure", "month", "person", "since", "keys"],
+            name="analytics_monthcell_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.figure} {self.month:%Y-%m} {self.person} {self.keys}"
+
+
+class CompanyCell(MonthlyValues):
+    """A month of one projection for the whole company. Every change of the company's month
+    would otherwise lock one row until its commit: the sums are split into ``stripe`` rows
+    (the person's id modulo ``monthly.STRIPES``) that a reader adds up."""
+
+    stripe = models.SmallIntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(
+            fields=["figure", "month", "stripe", "since", "keys"],
+            name="analytics_companycell_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.figure} {self.month:%Y-%m} {self.keys}"
+
+
 class RollupState(models.Model):
     """One row: ``ready`` once the cells hold every ticket (a rebuild finished, or there was
-    nothing to roll up); the figures read the cells only then."""
+    nothing to roll up); the figures read the cells only then. ``monthly_ready`` likewise for
+    the monthly cells (``analytics/monthly.py``), which a rebuild also fills."""
 
     ready = models.BooleanField(default=False)
+    monthly_ready = models.BooleanField(default=False)
     rebuilt_at = models.DateTimeField(null=True, blank=True)
 
     def __str__(self) -> str:
@@ -88,12 +146,18 @@ class TicketSummary(models.Model):
     strict_last = models.BooleanField(default=False)  # the last step entered in order too
     any_mask = models.BigIntegerField(default=0)  # bit i: step i (before the last) reached
     any_last = models.BooleanField(default=False)  # the last step entered
+    # the current state, for K12 coverage and overdue tasks (``monthly``: "OPEN" and "TASK")
+    open_now = models.BooleanField(default=False)  # the ticket is open
+    owner_now = models.BigIntegerField(null=True)
+    covered_now = models.BooleanField(default=False)  # an open task of an active person
+    open_tasks = models.JSONField(default=list)  # [[assignee, local due day], ...] sorted
 
     class Meta:
         indexes = [models.Index(fields=["lead_at"], name="summary_lead_at"),
                    models.Index(fields=["email_at"], name="summary_email_at"),
                    models.Index(fields=["call_at"], name="summary_call_at"),
-                   models.Index(fields=["funnel_at"], name="summary_funnel_at")]
+                   models.Index(fields=["funnel_at"], name="summary_funnel_at"),
+                   models.Index(fields=["horizon"], name="summary_horizon")]
 
     def __str__(self) -> str:
         return f"summary of ticket {self.ticket_id}"
@@ -118,6 +182,7 @@ class StaySpan(models.Model):
     entered_at = models.DateTimeField()
     closed_at = models.DateTimeField(null=True)
     seconds = models.BigIntegerField(null=True)  # business seconds, closed stays
+    bucket = models.IntegerField(null=True)  # of ``seconds`` (``monthly.bucket``)
     sla_due_at = models.DateTimeField(null=True)
     paused_at = models.DateTimeField(null=True)
     sla_left = models.DurationField(null=True)
@@ -126,7 +191,13 @@ class StaySpan(models.Model):
         indexes = [models.Index(fields=["closed_at"], name="span_closed_at"),
                    models.Index(fields=["ticket_id"], name="span_ticket"),
                    models.Index(fields=["entered_at"], condition=models.Q(closed_at__isnull=True),
-                                name="span_open_entered")]
+                                name="span_open_entered"),
+                   # K9 percentiles: the stays of one bucket closed in a period
+                   models.Index(fields=["pipeline", "stage", "bucket", "closed_at"],
+                                include=["seconds"], name="span_bucket",
+                                condition=models.Q(closed_at__isnull=False, void=False)),
+                   # a seller's or team's stays (K9 for a cut of people)
+                   models.Index(fields=["executor", "closed_at"], name="span_executor")]
 
     def __str__(self) -> str:
         return f"stay {self.visit_id}"

@@ -17,7 +17,7 @@ know their tickets (drill-downs read the exact figure, one cell at a time).
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -33,7 +33,8 @@ from estafeta.domain.codes import EventType, TicketStatus
 from estafeta.history.models import Event
 from estafeta.tickets.models import Activity, Ticket
 
-from . import summary
+from . import monthly, summary
+from .control import STAGE_KEYS
 from .figures import (
     FIGURES,
     K1_COLUMNS,
@@ -43,8 +44,18 @@ from .figures import (
     _k1_values,
     _money,
 )
-from .models import VALUES, Cell, RollupState, StaySpan, TicketRollup, TicketSummary
+from .models import (
+    VALUES,
+    Cell,
+    CompanyCell,
+    MonthCell,
+    RollupState,
+    StaySpan,
+    TicketRollup,
+    TicketSummary,
+)
 from .period import Cut, Period, company_tz
+from .sales import K5_KEYS
 
 # figure -> (keys, columns, money columns, distinct columns {column: source})
 SPECS: dict[str, tuple[tuple[str, ...], tuple[str, ...], frozenset[str], dict[str, str]]] = {
@@ -108,6 +119,7 @@ class _Ticket:
     current: tuple[int | None, str | None] = (None, None)  # the pipeline's version, digest
     segment: str = ""
     territory: str = ""
+    owner: int | None = None  # now
 
 
 class _Facts:
@@ -135,12 +147,12 @@ def compute(ticket_ids: list[int], loaded: dict[str, Any] | None = None
     """Each ticket's cells, from its records (a few queries for the whole batch). ``loaded``
     receives the records read (for the summaries, ``summary.refresh``)."""
     tickets = {pk: _Ticket(pk, pipeline, channel, status, currency, version, own,
-                           (current, digest))
-               for pk, pipeline, channel, status, currency, version, own, current, digest in
-               Ticket.objects.filter(pk__in=ticket_ids)
+                           (current, digest), owner=owner)
+               for pk, pipeline, channel, status, currency, version, own, current, digest, owner
+               in Ticket.objects.filter(pk__in=ticket_ids)
                .values_list("pk", "pipeline__code", "channel", "status", "currency",
                             "version_id", "version__digest", "pipeline__current_version_id",
-                            "pipeline__current_version__digest")}
+                            "pipeline__current_version__digest", "owner_id")}
     events: dict[int, list[tuple[Any, ...]]] = {}
     for row in (Event.objects.filter(ticket_id__in=ticket_ids, type__in=RELEVANT)
                 .order_by("ticket_id", "seq")
@@ -281,7 +293,7 @@ def refresh(ticket_ids: Iterable[int]) -> None:
         return
     loaded: dict[str, Any] = {}
     new = compute(ids, loaded)
-    summary.refresh(loaded["tickets"], loaded["events"], loaded["activities"])
+    by_month = summary.refresh(loaded["tickets"], loaded["events"], loaded["activities"])
     old = {r.ticket_id: _stored(r.cells)
            for r in TicketRollup.objects.filter(ticket_id__in=ids)}
     deltas: dict[CellKey, list[int]] = {}
@@ -291,6 +303,9 @@ def refresh(ticket_ids: Iterable[int]) -> None:
         if before == after and pk in old:
             continue
         changed.append(pk)
+        if before != after:
+            monthly.merge(by_month, monthly.difference(monthly.from_cells(after),
+                                                       monthly.from_cells(before)))
         for key in before.keys() | after.keys():
             a, b = after.get(key), before.get(key)
             width = len(a if a is not None else b or [])
@@ -305,7 +320,9 @@ def refresh(ticket_ids: Iterable[int]) -> None:
              for pk in changed], update_conflicts=True, unique_fields=["ticket_id"],
             update_fields=["cells"])
     # last: the shared cells stay locked until the commit, so lock them as late as possible
+    # (the daily cells, then the monthly ones: every transaction in the same order)
     _upsert([(key, delta) for key, delta in deltas.items() if any(delta)])
+    monthly.apply(by_month)
 
 
 def on_ticket_event(ticket_id: int) -> None:
@@ -324,7 +341,8 @@ def _set_ready(ready: bool) -> None:
     from estafeta.core import clock
 
     RollupState.objects.update_or_create(
-        pk=1, defaults={"ready": ready, "rebuilt_at": clock.now() if ready else None})
+        pk=1, defaults={"ready": ready, "monthly_ready": ready,
+                        "rebuilt_at": clock.now() if ready else None})
 
 
 def rebuild(batch: int = 2000, progress: Callable[[int, int], None] | None = None) -> int:
@@ -333,6 +351,7 @@ def rebuild(batch: int = 2000, progress: Callable[[int, int], None] | None = Non
     work on the tickets may go on meanwhile. Returns the number of tickets."""
     with transaction.atomic():
         _set_ready(False)
+        monthly.clear()
         table, per_ticket = Cell._meta.db_table, TicketRollup._meta.db_table
         summaries, spans = TicketSummary._meta.db_table, StaySpan._meta.db_table
         with connection.cursor() as cursor:
@@ -359,7 +378,8 @@ def rebuild(batch: int = 2000, progress: Callable[[int, int], None] | None = Non
         _set_ready(True)
     if connection.vendor == "postgresql":  # fresh statistics, or the planner sorts on disk
         with connection.cursor() as cursor:
-            for model in (Cell, TicketRollup, TicketSummary, StaySpan):
+            for model in (Cell, TicketRollup, TicketSummary, StaySpan, MonthCell,
+                          CompanyCell):
                 cursor.execute(f"ANALYZE {model._meta.db_table}")
     return done
 
@@ -370,11 +390,17 @@ def rebuild(batch: int = 2000, progress: Callable[[int, int], None] | None = Non
 @dataclass(frozen=True)
 class RolledTable(Table):
     """A figure's rows from the cells: one fact per distinct key (no ticket). Distinct
-    columns come precomputed per grouping in ``values['tickets@owner,currency']``."""
+    columns come precomputed per grouping in ``values['tickets@owner,currency']``, or for the
+    total in ``overall`` (the monthly cells)."""
+
+    overall: Mapping[str, Any] | None = None
 
     def _row(self, head: dict[str, Any], facts: list[Fact]) -> dict[str, Any]:
         row = dict(head)
         for column in self.columns:
+            if column in self.distinct and not head and self.overall is not None:
+                row[column] = self.overall[column]
+                continue
             name = f"{column}@{','.join(head)}" if column in self.distinct else column
             if column in self.distinct and not all(name in f.values for f in facts):
                 raise ValueError(f"{self.figure} rolled up counts distinct tickets only by "
@@ -411,23 +437,22 @@ def _people(cut: Cut) -> set[int] | None:
     return set(users.values_list("pk", flat=True))
 
 
-def rolled(figure: str, period: Period, cut: Cut) -> RolledTable:
-    """``figure`` ("K1", "K2", "K3", "K4", "K10", "ESC", "LOST") from the cells."""
-    keys, columns, money, distinct = SPECS[figure]
+def _daily_groups(figure: str, period: Period, cut: Cut, by: tuple[str, ...],
+                  since: date) -> dict[tuple[Any, ...], dict[str, int]]:
+    """The period's daily cells summed by ``by`` (money in hundredths). K3 adds the distinct
+    tickets as of a period starting on ``since``: ``tickets@owner,currency`` and
+    ``tickets@``."""
+    keys = SPECS[figure][0]
     stored = _columns(figure)
     people = _people(cut) if figure == "K3" else None
+    start = since.isoformat()
     rows = (_filtered(figure, period, cut).values("keys").order_by()
             .annotate(**{f"s{i}": Sum(f"v{i}") for i in range(len(stored))}))
-    merged: dict[str, dict[str, Any]] = {}
+    groups: dict[tuple[Any, ...], dict[str, int]] = {}
     for row in rows:
-        values: dict[str, Any] = {}
-        for i, column in enumerate(stored):
-            amount = int(row[f"s{i}"] or 0)
-            values[column] = Decimal(amount).scaleb(-2) if column in money else amount
+        values = {column: int(row[f"s{i}"] or 0) for i, column in enumerate(stored)}
         decoded = json.loads(row["keys"])
-        head = decoded[:len(keys)]
         if figure == "K3":
-            start = period.first.isoformat()
             same_oc, earlier = decoded[len(keys)], decoded[len(keys) + 1]
             values["tickets@owner,currency"] = (values["documents"]
                                                 if same_oc is None or same_oc < start else 0)
@@ -436,19 +461,40 @@ def rolled(figure: str, period: Period, cut: Cut) -> RolledTable:
             counted = not any(d >= start and (people is None or o in people)
                               for o, d in earlier)
             values["tickets@"] = values["documents"] if counted else 0
-        slot = merged.setdefault(_keys(head), {})
+        named = dict(zip(keys, decoded, strict=False))
+        slot = groups.setdefault(tuple(named[k] for k in by), {})
         for name, value in values.items():
             slot[name] = slot.get(name, 0) + value
+    return groups
+
+
+def _finish(figure: str, period: Period, cut: Cut, by: tuple[str, ...],
+            groups: dict[tuple[Any, ...], dict[str, int]],
+            overall: dict[str, int] | None = None) -> RolledTable:
+    """The rolled table of summed groups (money in hundredths)."""
+    _all, columns, money, distinct = SPECS[figure]
+    stored = _columns(figure)
     facts = []
-    for head_json, values in merged.items():
+    for head, values in groups.items():
         if not any(values.get(c) for c in stored if c not in money):
             continue  # cells emptied by later changes (a void, a reopening) are no rows
         for column in money:  # as the exact figure: money summed only where it is counted
             if not values.get(MONEY_SOURCE[column]):
                 values.pop(column, None)
-        facts.append(Fact(0, dict(zip(keys, json.loads(head_json), strict=True)), values))
-    return RolledTable(TITLES[figure], UNITS[figure], period, cut, keys, columns, tuple(facts),
-                       distinct=distinct)
+            elif column in values:
+                values[column] = Decimal(values[column]).scaleb(-2)  # type: ignore[assignment]
+        facts.append(Fact(0, dict(zip(by, head, strict=True)), values))
+    return RolledTable(TITLES[figure], UNITS[figure], period, cut, by, columns, tuple(facts),
+                       distinct=distinct, overall=overall)
+
+
+def rolled(figure: str, period: Period, cut: Cut, by: Iterable[str] | None = None
+           ) -> RolledTable:
+    """``figure`` ("K1", "K2", "K3", "K4", "K10", "ESC", "LOST") from the daily cells, with
+    its rows by all its keys or (``by``) by some of them."""
+    group = SPECS[figure][0] if by is None else tuple(by)
+    return _finish(figure, period, cut, group,
+                   _daily_groups(figure, period, cut, group, period.first))
 
 
 EXACT: dict[str, Callable[[Period, Cut], Table]] = dict(FIGURES)
@@ -476,14 +522,21 @@ def memo() -> Iterator[None]:
         _MEMO.reset(token)
 
 
-def table(figure: str, period: Period, cut: Cut) -> Table:
-    """The figure's rows: from the cells when the rollups are ready, else from the history."""
+def table(figure: str, period: Period, cut: Cut, by: Iterable[str] | None = None) -> Table:
+    """The figure's rows: from the cells when the rollups are ready, else from the history.
+    ``by``: the keys the caller groups the rows by (the table then has only those): a period
+    of whole months then reads the monthly cells (``monthly.cell_table``)."""
+    group = None if by is None else tuple(by)
     cache = _MEMO.get()
-    key = (figure, period, cut)
+    key = (figure, period, cut, group)
     if cache is not None and key in cache:
         return cache[key]
     if is_ready():
-        found: Table = rolled(figure, period, cut)
+        found: Table | None = None
+        if group is not None:
+            found = monthly.cell_table(figure, period, cut, group)
+        if found is None:
+            found = rolled(figure, period, cut, group)
     else:
         _exact_extra()
         found = EXACT[figure](period, cut)
@@ -492,9 +545,10 @@ def table(figure: str, period: Period, cut: Cut) -> Table:
     return found
 
 
-def source(figure: str) -> Callable[[Period, Cut], Table]:
-    """``table`` for one figure, for the functions that take the figure as a parameter."""
-    return lambda period, cut: table(figure, period, cut)
+def source(figure: str, by: Iterable[str] | None = None) -> Callable[[Period, Cut], Table]:
+    """``table`` for one figure (grouped ``by``), for the functions that take the figure as a
+    parameter."""
+    return lambda period, cut: table(figure, period, cut, by)
 
 
 # --- verify --------------------------------------------------------------------------------------
@@ -505,22 +559,47 @@ def _plain(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             for r in rows]
 
 
+# figure -> the groupings the dashboard, the API, the exports and the report read it by
+GROUPINGS: dict[str, tuple[tuple[str, ...], ...]] = {
+    "K1": (("performer",), ()),
+    "K2": (("owner",), ("channel",), ()),
+    "K3": (("owner", "currency"), ()),
+    "K4": (("owner",), STAGE_KEYS, ()),
+    "K10": (("owner", "currency"), ("owner",), ("currency",), K5_KEYS, ()),
+    "ESC": (("reason", "level"), ()),
+    "LOST": (("pipeline", "stage", "currency"), ()),
+}
+
+
 def differences(period: Period, cut: Cut | None = None) -> Iterator[str]:
     """Where the cells and a recomputation from the history disagree for ``period``: every
-    figure by all its keys, by the dashboard's keys and in total."""
+    figure by all its keys and in total from the daily cells, and by each grouping the
+    dashboard reads (``GROUPINGS``) from the daily cells and from the monthly cells (when they
+    can answer the period and cut)."""
     _exact_extra()
     cut = cut or Cut()
     for figure, spec in SPECS.items():
         keys = spec[0]
-        exact, fast = EXACT[figure](period, cut), rolled(figure, period, cut)
-        groupings: list[tuple[str, ...]] = [(), ("owner", "currency")] if figure == "K3" \
-            else [keys, ()]
-        for group in groupings:
-            a, b = _plain(exact.rollup(*group)), _plain(fast.rollup(*group))
+        exact = EXACT[figure](period, cut)
+        full = rolled(figure, period, cut)
+        checks: list[tuple[str, tuple[str, ...], Table]] = [
+            ("daily", group, full) for group in
+            ([(), ("owner", "currency")] if figure == "K3" else [keys, ()])]
+        for group in GROUPINGS[figure]:
+            checks.append(("daily", group, rolled(figure, period, cut, group)))
+            by_month = monthly.cell_table(figure, period, cut, group)
+            if by_month is not None:
+                checks.append(("monthly", group, by_month))
+        for level, group, found in checks:
+            a, b = _plain(exact.rollup(*group)), _plain(found.rollup(*group))
             if a != b:
-                yield (f"{figure} by {','.join(group) or 'total'}: history {len(a)} rows, "
-                       f"rollup {len(b)} rows; first difference "
+                yield (f"{figure} by {','.join(group) or 'total'} ({level}): history {len(a)} "
+                       f"rows, rollup {len(b)} rows; first difference "
                        f"{next(((x, y) for x, y in zip(a, b, strict=False) if x != y), None)}")
+            if group and level == "monthly":  # the total of a grouped table too
+                a, b = _plain(exact.rollup()), _plain(found.rollup())
+                if a != b:
+                    yield f"{figure} total of {','.join(group)} (monthly): {a} != {b}"
     stored = {r[0]: r[1] for r in Cell.objects.filter(
         day__gte=period.first, day__lte=period.last).values_list("figure").annotate(
             n=Sum("v0")).order_by()}

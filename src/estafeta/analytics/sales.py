@@ -129,9 +129,12 @@ class Dynamics:
         return self.tables[bucket].tickets("won", segment=segment, currency=currency)
 
 
+K5_KEYS = ("segment", "currency")  # the K10 keys K5 reads
+
+
 def _sales_by_key(table: Table) -> dict[tuple[str | None, str], Sales]:
     return {(row["segment"], row["currency"]): Sales(row["won"], Decimal(row["revenue"]))
-            for row in table.rollup("segment", "currency") if row["won"]}
+            for row in table.rollup(*K5_KEYS) if row["won"]}
 
 
 def k5_dynamics(period: Period, cut: Cut, bucket: str = "month", *,

@@ -22,7 +22,7 @@ Both are written with one upsert each per refresh.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import astuple, dataclass, fields
+from dataclasses import astuple, dataclass, field, fields
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -35,12 +35,17 @@ from estafeta.domain.codes import (
     Direction,
     EventType,
     StageSemantic,
+    TaskStatus,
     TicketStatus,
 )
 from estafeta.pipelines.models import Stage, cached_version
+from estafeta.tasks.models import Task
 from estafeta.tickets.models import StageVisit
 
+from . import monthly
 from .models import StaySpan, TicketSummary
+from .monthly import Contribution
+from .period import company_tz
 
 DEFAULT_WINDOW = timedelta(days=14)
 WON, LOST, OPEN = "won", "lost", "open"
@@ -121,6 +126,10 @@ class _Summary:
     strict_last: bool = False
     any_mask: int = 0
     any_last: bool = False
+    open_now: bool = False
+    owner_now: int | None = None
+    covered_now: bool = False
+    open_tasks: list[list[Any]] = field(default_factory=list)
 
 
 SUMMARY_FIELDS = tuple(f.name for f in fields(_Summary))
@@ -181,12 +190,22 @@ def compute(tickets: dict[int, Any], events: dict[int, list[tuple[Any, ...]]],
                              "stage__sla", "executor_id", "entered_at", "closed_at",
                              "sla_due_at", "paused_at", "sla_left")):
         visits.setdefault(row[1], []).append(row)
+    open_tasks: dict[int, list[tuple[int | None, datetime | None, bool]]] = {}
+    for ticket_id, assignee, due, active in (
+            Task.objects.filter(ticket_id__in=ids, status=TaskStatus.OPEN)
+            .values_list("ticket_id", "assignee_id", "due_at", "assignee__is_active")):
+        open_tasks.setdefault(ticket_id, []).append((assignee, due, bool(active)))
     summaries: dict[int, tuple[Any, ...]] = {}
     spans: dict[int, dict[str, Any]] = {}
     for pk in ids:
         t = tickets[pk]
         void = t.status == TicketStatus.VOID
         s = _Summary(pk, void, t.pipeline, t.channel, t.segment, t.territory)
+        # the current state (K12 coverage and overdue tasks, as ``fast`` counts them)
+        s.open_now, s.owner_now = t.status == TicketStatus.OPEN, t.owner
+        mine = open_tasks.get(pk, [])
+        s.covered_now = any(active for _a, _d, active in mine)
+        s.open_tasks = sorted([assignee, _local_day(due)] for assignee, due, _act in mine)
         outcomes: list[tuple[datetime, str]] = []
         horizon: list[datetime] = []
         for _tid, _seq, type_, when, _actor, owner, _payload in events.get(pk, ()):
@@ -228,34 +247,76 @@ def compute(tickets: dict[int, Any], events: dict[int, list[tuple[Any, ...]]],
     return summaries, spans
 
 
+NO_DUE = "9999-12-31"  # an open task without a due time is never overdue
+
+
+def _local_day(moment: datetime | None) -> str:
+    if moment is None:
+        return NO_DUE
+    return moment.astimezone(company_tz()).date().isoformat()
+
+
 def _span_tuple(span: dict[str, Any]) -> tuple[Any, ...]:
     return tuple(span[name] for name in SPAN_FIELDS)
 
 
 def refresh(tickets: dict[int, Any], events: dict[int, list[tuple[Any, ...]]],
-            activities: dict[int, list[tuple[Any, ...]]]) -> None:
-    """Bring the tickets' summaries and spans in step (inside the caller's transaction)."""
+            activities: dict[int, list[tuple[Any, ...]]]) -> Contribution:
+    """Bring the tickets' summaries and spans in step (inside the caller's transaction) and
+    return what that changes in the monthly cells (``monthly.from_summary``/``from_span`` of
+    the new rows minus the old). Only the rows that changed are written; a closed stay keeps
+    the business length worked out when it closed while its start, end and pipeline version
+    stay the same (a calendar edited later needs a rebuild: docs/analytics-scale.md)."""
     ids = sorted(tickets)
+    deltas: Contribution = {}
     if not ids:
-        return
+        return deltas
     summaries, spans = compute(tickets, events, activities)
-    # Written whole with one upsert each (cheaper than reading them back to compare): a
-    # closed stay's business length is worked out again, a few windows of its calendar.
-    TicketSummary.objects.bulk_create(
-        [TicketSummary(**dict(zip(SUMMARY_FIELDS, summaries[pk], strict=True))) for pk in ids],
-        update_conflicts=True, unique_fields=["ticket_id"],
-        update_fields=list(SUMMARY_FIELDS[1:]))
+    old_summaries = {row[0]: dict(zip(SUMMARY_FIELDS, row, strict=True)) for row in
+                     TicketSummary.objects.filter(ticket_id__in=ids)
+                     .values_list(*SUMMARY_FIELDS)}
+    span_fields = (*SPAN_FIELDS, "bucket")
+    old_spans = {row[0]: dict(zip(span_fields, row, strict=True)) for row in
+                 StaySpan.objects.filter(ticket_id__in=ids).values_list(*span_fields)}
+    changed = []
+    for pk in ids:
+        new = dict(zip(SUMMARY_FIELDS, summaries[pk], strict=True))
+        old = old_summaries.get(pk)
+        if old == new:
+            continue
+        changed.append(TicketSummary(**new))
+        monthly.merge(deltas, monthly.difference(
+            monthly.from_summary(new), monthly.from_summary(old) if old else {}))
+    if changed:
+        TicketSummary.objects.bulk_create(changed, update_conflicts=True,
+                                          unique_fields=["ticket_id"],
+                                          update_fields=list(SUMMARY_FIELDS[1:]))
     calendars: dict[int, Any] = {}
-    for span in spans.values():
+    written = []
+    for visit, span in spans.items():
+        old = old_spans.get(visit)
         closed = span["closed_at"]
+        span["bucket"] = None
         if closed is not None:
-            version = span["version_id"]
-            if version not in calendars:
-                calendars[version] = calendar_for(cached_version(
-                    version, tickets[span["ticket_id"]].version_digest))
-            span["seconds"] = int(calendars[version].between(span["entered_at"], closed)
-                                  .total_seconds())
-    if spans:
-        StaySpan.objects.bulk_create([StaySpan(**span) for span in spans.values()],
-                                     update_conflicts=True, unique_fields=["visit_id"],
-                                     update_fields=list(SPAN_FIELDS[1:]))
+            if (old is not None and old["seconds"] is not None and old["bucket"] is not None
+                    and (old["entered_at"], old["closed_at"], old["version_id"])
+                    == (span["entered_at"], closed, span["version_id"])):
+                span["seconds"], span["bucket"] = old["seconds"], old["bucket"]
+            else:
+                version = span["version_id"]
+                if version not in calendars:
+                    calendars[version] = calendar_for(cached_version(
+                        version, tickets[span["ticket_id"]].version_digest))
+                span["seconds"] = int(calendars[version].between(span["entered_at"], closed)
+                                      .total_seconds())
+                span["bucket"] = monthly.bucket(span["seconds"])
+        if old == span:
+            continue
+        written.append(StaySpan(**span))
+        monthly.merge(deltas, monthly.difference(
+            monthly.from_span(span), monthly.from_span(old) if old else {}))
+    if written:
+        StaySpan.objects.bulk_create(written, update_conflicts=True,
+                                     unique_fields=["visit_id"],
+                                     update_fields=[*SPAN_FIELDS[1:], "bucket"])
+    return deltas

@@ -17,7 +17,13 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from estafeta.analytics import rollup
-from estafeta.analytics.access import ANALYTICS_ROLES, dashboard_rows, read_cut, read_period
+from estafeta.analytics.access import (
+    ANALYTICS_ROLES,
+    ROWS_BY,
+    dashboard_rows,
+    read_cut,
+    read_period,
+)
 from estafeta.analytics.figures import FIGURES
 from estafeta.analytics.period import CUT_FIELDS
 from estafeta.domain.codes import Role
@@ -55,7 +61,8 @@ def _plain(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def figure_data(code: str, period: Any, cut: Any) -> dict[str, Any]:
-    table = rollup.table(code, period, cut)  # the cells when ready (docs/analytics-scale.md)
+    # the cells when ready, grouped as shown (docs/analytics-scale.md)
+    table = rollup.table(code, period, cut, ROWS_BY[code])
     keys, rows, total = dashboard_rows(table)
     return {"figure": table.figure, "unit": table.unit, "period": period.label,
             "start": period.start, "end": period.end, "cut": cut.as_dict(), "keys": list(keys),

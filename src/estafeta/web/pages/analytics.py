@@ -8,7 +8,7 @@ to the tickets behind it, of which only those the person may see are listed.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
@@ -28,6 +28,7 @@ from estafeta.analytics import charts, fast, rollup
 from estafeta.analytics.access import (
     ANALYTICS_ROLES,
     PERSON_KEYS,
+    ROWS_BY,
     check_k6,
     dashboard_rows,
     drill_down,
@@ -36,6 +37,7 @@ from estafeta.analytics.access import (
 )
 from estafeta.analytics.control import (
     NEXT_STEP,
+    STAGE_KEYS,
     average_deal_by_month,
     escalations,
     largest_loss,
@@ -61,7 +63,13 @@ from estafeta.analytics.conversions import (
 )
 from estafeta.analytics.figures import FIGURES, Fact, Table, k10_outcomes
 from estafeta.analytics.period import CUT_FIELDS, Cut, Period
-from estafeta.analytics.sales import BUCKETS, k5_dynamics, k6_realisation, people_of
+from estafeta.analytics.sales import (
+    BUCKETS,
+    K5_KEYS,
+    k5_dynamics,
+    k6_realisation,
+    people_of,
+)
 from estafeta.analytics.timing import KEYS as KEYS9
 from estafeta.analytics.timing import TimeInStage, k9_time_in_stage
 from estafeta.core import clock
@@ -251,6 +259,9 @@ def key_label(key: str, value: Any, names: dict[int, str]) -> str:
     return str(value)
 
 
+TEAM_ROWS = _l("A row per team, as the team filter counts it (each person's team now; "
+               "\"No team\" for nobody and people without a team); open a team for a row "
+               "per seller. The exports keep a row per seller.")
 TEAM_HOW = _l("Rows are teams: each seller's figures are added to the team the seller is in "
               "now, as the team filter counts them, so the team rows add up to the total "
               "(tickets with documents, K3, count once per seller, as on the seller rows). "
@@ -294,11 +305,60 @@ def teams_of(people: set[int]) -> tuple[dict[int, int | None], dict[int, str]]:
     return team_of, dict(Team.objects.filter(pk__in=ids).values_list("pk", "name"))
 
 
+class Teams:
+    """The director's company view of the per-person tables (K7, K12): each person's team
+    now (one query for everybody, as the team cut counts them) and the team names; a team's
+    label opens the dashboard for that team (``query``: the page's query string)."""
+
+    def __init__(self, query: str = "") -> None:
+        self.team_of: dict[int, int | None] = dict(User.objects.values_list("pk", "team_id"))
+        self.names: dict[int, str] = dict(Team.objects.values_list("pk", "name"))
+        self.page = reverse("web:analytics") + "?" + (f"{query}&" if query else "")
+
+    def view(self, table: Table, person: str) -> Table:
+        """``table`` with each ``person`` key holding the person's team (None: nobody, or a
+        person without a team): grouped by it, the rows add the team's people up."""
+        return replace(table, facts=tuple(
+            Fact(f.ticket, {**f.keys, person: self.team_of.get(f.keys[person])
+                            if f.keys[person] else None}, f.values) for f in table.facts))
+
+    def source(self, figure: Any, person: str) -> Any:
+        return lambda period, cut: self.view(figure(period, cut), person)
+
+    def label(self, team: int | None) -> str:
+        return self.names.get(team, f"#{team}") if team else _("No team")
+
+    def link(self, team: int | None) -> str:
+        return self.page + urlencode({"team": team}) if team else ""
+
+
+def labelled(row: dict[str, Any], keys: tuple[str, ...], names: dict[int, str],
+             teams: Teams | None, part: str) -> None:
+    """A row's labels (``labels``: texts; ``label_links``: (text, link) for the page) and its
+    drill-down query (``cell``). Team rows (``teams``) name the team, link to its dashboard and
+    drill down through the team cut ("No team" has none)."""
+    person = next((k for k in keys if k in PEOPLE), None)
+    if teams is None or person is None:
+        row["labels"] = [person_label(k, row[k], names) for k in keys]
+        row["label_links"] = [(text, "") for text in row["labels"]]
+        row["cell"] = urlencode({"part": part, **{
+            f"{KEY_PREFIX}{k}": "" if row[k] is None else row[k] for k in keys}})
+        return
+    team = row[person]
+    row["labels"] = [teams.label(team) if k == person else person_label(k, row[k], names)
+                     for k in keys]
+    row["label_links"] = [(text, teams.link(team) if k == person else "")
+                          for k, text in zip(keys, row["labels"], strict=True)]
+    row["cell"] = urlencode({"team": team, "part": part, **{
+        f"{KEY_PREFIX}{k}": "" if row[k] is None else row[k] for k in keys if k != person}}
+    ) if team else ""
+
+
 def build_cards(period: Period, cut: Cut, energy: bool = False, teams: bool = False,
                 query: str = "") -> list[Card]:
     """The per-person cards (K1-K4, K10): a row per person, or with ``teams`` a row per team
     whose label opens the dashboard for that team (``query``: the page's query string)."""
-    tables = [rollup.table(code, period, cut) for code in FIGURES]
+    tables = [rollup.table(code, period, cut, ROWS_BY[code]) for code in FIGURES]
     people: set[int] = set()
     built = []
     for table in tables:
@@ -364,7 +424,7 @@ def trend_of(period: Period, cut: Cut, count: int = 6) -> str:
     periods = [period]
     while len(periods) < count:
         periods.insert(0, periods[0].previous())
-    points = [(p.label, rollup.table("K10", p, cut).total("won")) for p in periods]
+    points = [(p.label, rollup.table("K10", p, cut, ()).total("won")) for p in periods]
     return charts.line(points, _("Deals won, period by period"))
 
 
@@ -514,12 +574,17 @@ def split_whole(shares: list[Any], whole: int) -> list[Any]:
     return list(floors)
 
 
-def k7_rows(period: Period, cut: Cut, part: str, fast_path: bool = True
+def k7_rows(period: Period, cut: Cut, part: str, fast_path: bool = True,
+            teams: Teams | None = None
             ) -> tuple[Table, tuple[str, ...], list[dict[str, Any]], dict[str, Any]]:
     """One K7 cohort table: rows by its keys with counts, shares (exact fractions) and
-    ``is_immature``, and the total row (``fast_path``: from the per-ticket summaries)."""
+    ``is_immature``, and the total row (``fast_path``: from the per-ticket summaries;
+    ``teams``: a row per team instead of per person, shares worked out from the team's
+    counts)."""
     figure, keys, counts, shares, _title = K7_PARTS[part]
     table = fast.k7_part(part, period, cut) if fast_path else figure(period, cut)
+    if teams is not None:
+        table = teams.view(table, next(k for k in keys if k in PEOPLE))
     rows = rates(table, *keys)
     total = (rates(table) or [{**dict.fromkeys((*counts, "immature"), 0), "is_immature": False,
                                **dict.fromkeys(shares)}])[0]
@@ -568,43 +633,55 @@ class K7Card:
     ratio_headers: list[str]
     ratio_rows: list[dict[str, Any]]
     chart: SafeString
+    teams_how: str = ""
 
 
-def k7_card(period: Period, cut: Cut) -> K7Card:
-    built = [(part, *k7_rows(period, cut, part)) for part in K7_PARTS]
-    wins = win_rate(period, cut, "owner", figure=rollup.source("K10"))
-    ratios = activity_ratios(period, cut, figure=rollup.source("K1"))
-    people = {row[k] for _p, _t, keys, rows, _tot in built for row in rows for k in keys
-              if k in PERSON_KEYS and row[k]}
-    people |= {r["owner"] for r in wins if r["owner"]} | {r["performer"] for r in ratios
-                                                          if r["performer"]}
+def k7_card(period: Period, cut: Cut, teams: Teams | None = None) -> K7Card:
+    """K7's cohort tables, win rate and activity ratios (``teams``: a row per team)."""
+    built = [(part, *k7_rows(period, cut, part, teams=teams)) for part in K7_PARTS]
+    wins_of, ratios_of = rollup.source("K10", ("owner",)), rollup.source("K1", ("performer",))
+    if teams is not None:
+        wins_of, ratios_of = teams.source(wins_of, "owner"), teams.source(ratios_of,
+                                                                           "performer")
+    wins = win_rate(period, cut, "owner", figure=wins_of)
+    ratios = activity_ratios(period, cut, figure=ratios_of)
+    people: set[int] = set()
+    if teams is None:
+        people = {row[k] for _p, _t, keys, rows, _tot in built for row in rows for k in keys
+                  if k in PERSON_KEYS and row[k]}
+        people |= {r["owner"] for r in wins if r["owner"]} | {r["performer"] for r in ratios
+                                                              if r["performer"]}
     names = person_names(people)
     tables = []
     for part, _table, keys, rows, total in built:
         counts, title = K7_PARTS[part][2], K7_PARTS[part][4]
         for row in rows:
-            row["labels"] = [key_label(k, row[k], names) for k in keys]
-            row["cell"] = urlencode({"part": part, **{
-                f"{KEY_PREFIX}{k}": "" if row[k] is None else row[k] for k in keys}})
+            labelled(row, keys, names, teams, part)
             row["cells"] = [(c, row[c]) for c in counts]
             row["shares"] = share_texts(part, row)
         total["cells"] = [(c, total[c]) for c in counts]
         total["shares"] = share_texts(part, total)
+        shown = tuple("team" if teams is not None and k in PEOPLE else k for k in keys)
         tables.append(K7Table(part, str(title), [column_title(c) for c in (
-            *keys, *counts, *K7_PARTS[part][3], "immature")], rows, total,
+            *shown, *counts, *K7_PARTS[part][3], "immature")], rows, total,
             bool(total["is_immature"])))
     for row in wins:
-        row["label"] = key_label("owner", row["owner"], names)
+        row["label"] = (teams.label(row["owner"]) if teams is not None
+                        else key_label("owner", row["owner"], names))
         row["text"] = percent(row["win_rate"])
     for row in ratios:
-        row["label"] = key_label("performer", row["performer"], names)
+        row["label"] = (teams.label(row["performer"]) if teams is not None
+                        else key_label("performer", row["performer"], names))
         row["texts"] = [ratio_text(row["calls_per_email_ratio"]),
                         ratio_text(row["presentations_per_call_ratio"])]
     chart = k7_chart(tables, wins)
+    person = (str(column_title("team")),) * 2 if teams is not None else (
+        column_title("owner"), column_title("performer"))
     return K7Card("K7", str(TITLES["K7"]), str(HOW["K7"]), tables,
-                  [column_title(c) for c in ("owner", "won", "lost", "win_rate")], wins,
-                  [column_title(c) for c in ("performer", "calls_per_email_ratio",
-                                             "presentations_per_call_ratio")], ratios, chart)
+                  [person[0], *(column_title(c) for c in ("won", "lost", "win_rate"))], wins,
+                  [person[1], *(column_title(c) for c in (
+                      "calls_per_email_ratio", "presentations_per_call_ratio"))], ratios,
+                  chart, str(TEAM_ROWS) if teams is not None else "")
 
 
 def k7_chart(tables: list[K7Table], wins: list[dict[str, Any]]) -> SafeString:
@@ -649,12 +726,12 @@ def k7_export(period: Period, cut: Cut, part: str) -> tuple[list[str], list[list
 def k7_extra_export(period: Period, cut: Cut, which: str) -> tuple[list[str], list[list[Any]]]:
     """K7 win rate (``win_rate``) or raw activity ratios (``ratios``) for the report."""
     if which == "win_rate":
-        wins = win_rate(period, cut, "owner", figure=rollup.source("K10"))
+        wins = win_rate(period, cut, "owner", figure=rollup.source("K10", ("owner",)))
         names = person_names({r["owner"] for r in wins if r["owner"]})
         return ([column_title(c) for c in ("owner", "won", "lost", "win_rate")],
                 [[key_label("owner", r["owner"], names), r["won"], r["lost"],
                   percent(r["win_rate"])] for r in wins])
-    ratios = activity_ratios(period, cut, figure=rollup.source("K1"))
+    ratios = activity_ratios(period, cut, figure=rollup.source("K1", ("performer",)))
     names = person_names({r["performer"] for r in ratios if r["performer"]})
     return ([column_title(c) for c in ("performer", "calls_per_email_ratio",
                                        "presentations_per_call_ratio")],
@@ -800,7 +877,7 @@ FAST_K12: dict[str, Any] = {
     "coverage": lambda period, cut: fast.next_task_coverage(cut),
     "overdue": lambda period, cut: fast.overdue_rate(_moment_of(period), cut),
     "sla": fast.sla_compliance,
-    "escalations": lambda period, cut: rollup.table("ESC", period, cut),
+    "escalations": lambda period, cut: rollup.table("ESC", period, cut, ("reason", "level")),
 }
 
 
@@ -812,12 +889,17 @@ def read_k12_part(data: Any) -> str:
     return str(part)
 
 
-def k12_rows(period: Period, cut: Cut, part: str, fast: bool = False
+def k12_rows(period: Period, cut: Cut, part: str, fast: bool = False,
+             teams: Teams | None = None
              ) -> tuple[Table, tuple[str, ...], list[dict[str, Any]], dict[str, Any]]:
     """One K12 table by its keys, with ``rate`` (None when nothing is divided) and the total;
-    ``fast``: from the rollups, spans and SQL counts (rows only, no drill-down)."""
+    ``fast``: from the rollups, spans and SQL counts (rows only, no drill-down); ``teams``: a
+    row per team instead of per person."""
     figure, keys, ratio, _title = K12_PARTS[part]
     table: Table = (FAST_K12[part](period, cut) if fast else figure(period, cut))
+    person = next((k for k in keys if k in PEOPLE), None)
+    if teams is not None and person is not None:
+        table = teams.view(table, person)
     rows = table.rollup(*keys)
     total = (table.rollup() or [dict.fromkeys(table.columns, 0)])[0]
     if ratio is not None:
@@ -843,27 +925,29 @@ class PartsCard:
     how: str
     doc: str
     tables: list[Any]
+    teams_how: str = ""
 
 
-def k12_card(period: Period, cut: Cut) -> PartsCard:
-    built = [(part, *k12_rows(period, cut, part, fast=True)) for part in K12_PARTS]
+def k12_card(period: Period, cut: Cut, teams: Teams | None = None) -> PartsCard:
+    """K12's tables (``teams``: coverage and overdue tasks per team)."""
+    built = [(part, *k12_rows(period, cut, part, fast=True, teams=teams))
+             for part in K12_PARTS]
     names = person_names({row[k] for _p, _t, keys, rows, _tot in built for row in rows
-                          for k in keys if k in PEOPLE and row[k]})
+                          for k in keys if k in PEOPLE and row[k]} if teams is None else set())
     tables = []
     for part, table, keys, rows, total in built:
         has_rate = K12_PARTS[part][2] is not None
         for row in rows:
-            row["labels"] = [person_label(k, row[k], names) for k in keys]
-            row["cell"] = urlencode({"part": part, **{
-                f"{KEY_PREFIX}{k}": "" if row[k] is None else row[k] for k in keys}})
+            labelled(row, keys, names, teams, part)
             row["cells"] = [(c, row.get(c, 0)) for c in table.columns]
             row["rate_text"] = percent(row.get("rate"))
         total["cells"] = [(c, total.get(c, 0)) for c in table.columns]
         total["rate_text"] = percent(total.get("rate"))
+        shown = tuple("team" if teams is not None and k in PEOPLE else k for k in keys)
         tables.append(PartTable(part, str(K12_PARTS[part][3]), [column_title(c) for c in (
-            *keys, *table.columns, *(("rate",) if has_rate else ()))], rows, total, has_rate))
+            *shown, *table.columns, *(("rate",) if has_rate else ()))], rows, total, has_rate))
     return PartsCard("K12", str(TITLES["K12"]), str(HOW["K12"]), "docs/analytics-timing.md",
-                     tables)
+                     tables, str(TEAM_ROWS) if teams is not None else "")
 
 
 def k12_export(period: Period, cut: Cut, part: str) -> tuple[list[str], list[list[Any]]]:
@@ -929,16 +1013,18 @@ def growth_rows(period: Period, cut: Cut, part: str, fast: bool = False
     from the rollups (the rows only: the tables then list no tickets)."""
     if part == "channels":
         comparison = lead_volume_by_channel(
-            period, cut, **({"figure": rollup.source("K2")} if fast else {}))
+            period, cut, **({"figure": rollup.source("K2", ("channel",))} if fast else {}))
         return comparison.rows, comparison.current, None
     if part == "average_deal":
         return average_deal_by_month(
-            period, cut, figure=rollup.source("K10") if fast else k10_outcomes), None, None
+            period, cut, figure=rollup.source("K10", ("currency",)) if fast else k10_outcomes
+        ), None, None
     if part == "lost_value":
-        table = rollup.table("LOST", period, cut) if fast else lost_value_by_stage(period, cut)
+        table = (rollup.table("LOST", period, cut, ("pipeline", "stage", "currency")) if fast
+                 else lost_value_by_stage(period, cut))
         return table.rows, table, largest_loss(table)
     comparison = stage_conversion(period, cut,
-                                  **({"figure": rollup.source("K4")} if fast else {}))
+                                  **({"figure": rollup.source("K4", STAGE_KEYS)} if fast else {}))
     if fast:
         return comparison.rows, None, None
     return comparison.rows, _stage_exits(comparison.current), None
@@ -1044,7 +1130,7 @@ def plain_text(value: Any) -> str:
 
 def k5_rows(period: Period, cut: Cut, bucket: str) -> list[dict[str, Any]]:
     return [row.as_dict() for row in k5_dynamics(period, cut, bucket,
-                                                 figure=rollup.source("K10")).rows]
+                                                 figure=rollup.source("K10", K5_KEYS)).rows]
 
 
 @dataclass
@@ -1198,16 +1284,17 @@ def dashboard(request: HttpRequest) -> HttpResponse:
 def _dashboard(request: HttpRequest, user: User, period: Period, cut: Cut, mode: str,
                bucket: str) -> HttpResponse:
     fast.no_jit()
-    cards = build_cards(period, cut, energy_visible(user), by_teams(user, cut),
-                        query_without(request, "page", "format", "team", "seller"))
+    query = query_without(request, "page", "format", "team", "seller")
+    teams = Teams(query) if by_teams(user, cut) else None
+    cards = build_cards(period, cut, energy_visible(user), teams is not None, query)
     return render(request, "web/analytics/dashboard.html", {
         "section": "analytics", "period": period, "cut": cut, "cards": cards,
         "funnel": funnel_of(cards), "trend": trend_of(period, cut),
         "stage_funnel": funnel_card(period, cut, mode),
-        "conversions": k7_card(period, cut),
+        "conversions": k7_card(period, cut, teams),
         "part_query": query_without(request, "page", "format", "part"),
         "timing": k9_card(user, period, cut),
-        "control": k12_card(period, cut),
+        "control": k12_card(period, cut, teams),
         "growth": growth_card(period, cut),
         "bucket_query": query_without(request, "page", "format", "bucket"),
         "simple_cards": [k5_card(period, cut, bucket),
@@ -1314,7 +1401,7 @@ def figure_export(request: HttpRequest, figure: str) -> HttpResponse:
             headers, rows = k7_export(period, cut, part)
             return export_response(rows, headers, f"K7-{part}-{period.label}",
                                    request.GET.get("format") or "xlsx")
-        headers, rows = export_rows(rollup.table(figure, period, cut))
+        headers, rows = export_rows(rollup.table(figure, period, cut, ROWS_BY[figure]))
         return export_response(rows, headers, f"{figure}-{period.label}",
                                request.GET.get("format") or "xlsx")
     except EstafetaError as exc:

@@ -1,8 +1,12 @@
-"""``estafeta analytics rebuild [--batch N]`` and ``estafeta analytics verify --period P``.
+"""``estafeta analytics rebuild [--batch N] [--monthly]`` and ``estafeta analytics verify
+--period P``.
 
-rebuild: recompute the analytics rollups from the history, a batch of tickets per transaction
-(memory stays flat; progress on stdout). Run it after loading rows by SQL (a bulk load bypasses
-the services that keep the rollups in step) and once after upgrading to a version with rollups.
+rebuild: recompute the analytics rollups (daily and monthly) from the history, a batch of
+tickets per transaction (memory stays flat; progress on stdout). Run it after loading rows by
+SQL (a bulk load bypasses the services that keep the rollups in step) and once after upgrading
+to a version with rollups. ``--monthly``: only the monthly cells, worked out from the daily rows
+in one transaction (after upgrading to a version with monthly cells; much faster, but ticket
+events wait until it ends).
 
 verify: compare the rollups with a recomputation from the history for a period (and cut);
 exit status 1 and the differences when they disagree.
@@ -26,6 +30,9 @@ class Command(EstafetaCommand):
         rebuild = actions.add_parser("rebuild", help="recompute the rollups from the history")
         rebuild.add_argument("--batch", type=int, default=2000,
                              help="tickets per transaction (default 2000)")
+        rebuild.add_argument("--monthly", action="store_true",
+                             help="only the monthly cells, from the daily rows (after an "
+                                  "upgrade; ticket events wait while it runs)")
         verify = actions.add_parser("verify", help="compare the rollups with the history")
         verify.add_argument("--period", required=True,
                             help="2026-11, 2026-W48, 2026-Q4, 2026 or 2026-11-01..2026-11-15")
@@ -33,13 +40,22 @@ class Command(EstafetaCommand):
             verify.add_argument(f"--{name}", help=f"only this {name} (as in the API)")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        from estafeta.analytics import fast, rollup
+        from estafeta.analytics import fast, monthly, rollup
         from estafeta.analytics.period import CUT_FIELDS, Cut, Period
 
         if options["action"] == "rebuild":
             if options["batch"] < 1:
                 raise CommandError("--batch must be at least 1")
             began = time.monotonic()
+            if options["monthly"]:
+                if not rollup.is_ready():
+                    raise CommandError("the daily rollups are not ready: run `estafeta "
+                                       "analytics rebuild` (it fills both levels)")
+                monthly.derive(progress=lambda text: self.stdout.write(
+                    f"{text}, {time.monotonic() - began:.0f} s"))
+                self.stdout.write("monthly cells worked out from the daily rows in "
+                                  f"{time.monotonic() - began:.1f} s")
+                return
             last = [0.0]
 
             def progress(done: int, total: int) -> None:
@@ -60,6 +76,8 @@ class Command(EstafetaCommand):
                 self.stderr.write(problem)
             raise CommandError(f"the rollups and the history disagree for {period.label}: "
                                f"{len(problems)} difference(s)")
-        state = "ready" if rollup.is_ready() else "not ready (the figures read the history)"
+        state = ("ready" if monthly.is_ready() else "ready (daily only: the monthly cells are "
+                 "not; run `estafeta analytics rebuild --monthly`)") if rollup.is_ready() \
+            else "not ready (the figures read the history)"
         self.stdout.write(f"the rollups and the history agree for {period.label}; "
                           f"rollups {state}")
