@@ -35,6 +35,8 @@ time to first byte p50/max, total time and size, and whether the rollups were re
 runs ``estafeta analytics rebuild`` (the rollups, when this checkout has them: a bulk load
 bypasses the services that keep them in step) and prints its time and peak memory; ``measure
 --rebuild`` runs it before measuring; ``all`` builds, measures, rebuilds and measures again.
+``sections`` shows where a dashboard's time goes: in-process, seconds per card and for the
+rendering (the director for 12 months and this month, the head this month; a warm second run).
 """
 
 from __future__ import annotations
@@ -858,9 +860,65 @@ def measure(repeat: int, workers: int) -> dict[str, Any]:
     return results
 
 
+SECTIONS = r"""
+import json, sys, time
+import django
+django.setup()
+from django.db import connection, reset_queries
+from django.test import RequestFactory
+from django.template.loader import render_to_string
+from estafeta.accounts.models import User
+from estafeta.analytics import fast, rollup
+from estafeta.analytics.access import read_cut, read_period
+from estafeta.web.pages import analytics as page
+user = User.objects.get(username=sys.argv[1])
+query = dict(x.split("=", 1) for x in sys.argv[2].split("&") if x)
+period, cut = read_period(query), read_cut(user, query)
+out = {}
+def timed(name, fn):
+    started = time.perf_counter()
+    value = fn()
+    out[name] = round(time.perf_counter() - started, 3)
+    return value
+with rollup.memo():
+    fast.no_jit()
+    teams = page.Teams("") if page.by_teams(user, cut) else None
+    context = {"cards": timed("cards K1-K4 K10", lambda: page.build_cards(
+        period, cut, page.energy_visible(user), teams is not None, ""))}
+    context["funnel"] = page.funnel_of(context["cards"])
+    context["trend"] = timed("trend", lambda: page.trend_of(period, cut))
+    context["stage_funnel"] = timed("K8", lambda: page.funnel_card(period, cut, "strict"))
+    context["conversions"] = timed("K7", lambda: page.k7_card(period, cut, teams))
+    context["timing"] = timed("K9", lambda: page.k9_card(user, period, cut))
+    context["control"] = timed("K12", lambda: page.k12_card(period, cut, teams))
+    context["growth"] = timed("growth", lambda: page.growth_card(period, cut))
+    context["simple_cards"] = [timed("K5", lambda: page.k5_card(period, cut, "month")),
+                               timed("K6", lambda: page.k6_card(period, cut))]
+    request = RequestFactory().get("/analytics/")
+    request.user = user
+    html = timed("render", lambda: render_to_string("web/analytics/dashboard.html", {
+        **context, "section": "analytics", "period": period, "cut": cut, "part_query": "",
+        "bucket_query": "", "mode_query": "", "query": "", "filters": {}}, request=request))
+out["total"] = round(sum(out.values()), 3)
+out["bytes"] = len(html.encode())
+print(json.dumps(out))
+"""
+
+
+def sections(username: str, query: str) -> dict[str, Any]:
+    """Where a dashboard's time goes, in-process: seconds per card and for the rendering."""
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "estafeta.settings"}
+    run = subprocess.run([str(BIN / "python"), "-c", SECTIONS, username, query], env=env,
+                         capture_output=True, text=True, check=False)
+    if run.returncode:
+        raise SystemExit(run.stderr.strip().splitlines()[-1])
+    return dict(json.loads(run.stdout))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("what", choices=("build", "rebuild", "measure", "all", "verify-sample"))
+    parser.add_argument("what", choices=("build", "rebuild", "measure", "all", "verify-sample",
+                                         "sections"))
     parser.add_argument("--tickets", type=int, default=1_000_000)
     parser.add_argument("--months", type=float, default=14, help="history of the base")
     parser.add_argument("--scale", type=float, default=1.0, help="the base's demo scale")
@@ -895,6 +953,16 @@ def main() -> None:
         say(json.dumps(result["counts"]))
     if args.what == "verify-sample":
         result["chains"] = verify_sample(args.sample)
+    if args.what == "sections":  # where the time goes, in-process (a warm second run)
+        from django.utils import timezone
+
+        period = twelve_months(timezone.localdate())
+        for name, who, query in (("director, 12 months", "morozov", f"period={period}"),
+                                 ("director, this month", "morozov", ""),
+                                 ("head, this month", "b5g000-sokolova", "")):
+            sections(who, query)
+            result[name] = sections(who, query)
+            say(f"{name}: {result[name]}")
     connection.close()
     if args.what == "all":  # the figures before the rollups, then after
         result["measure_before"] = measure(args.repeat, args.workers)
