@@ -25,7 +25,6 @@ from estafeta.analytics import control, fast, monthly, rollup
 from estafeta.analytics.figures import k2_leads, k3_documents, k10_outcomes
 from estafeta.analytics.models import (
     Cell,
-    CompanyCell,
     MonthCell,
     RollupState,
     TicketRollup,
@@ -90,10 +89,8 @@ def _agree(w: factories.World) -> None:
 def _stored_monthly() -> list[tuple[Any, ...]]:
     values = tuple(f"v{i}" for i in range(8))
     nonzero = Q(*[Q(**{v: 0}) for v in values])
-    return sorted([("m", *r) for r in MonthCell.objects.exclude(nonzero).values_list(
-        "figure", "month", "person", "since", "keys", *values)]
-        + [("c", *r) for r in CompanyCell.objects.exclude(nonzero).values_list(
-            "figure", "month", "stripe", "since", "keys", *values)])
+    return sorted(MonthCell.objects.exclude(nonzero).values_list(
+        "figure", "month", "person", "since", "keys", *values))
 
 
 def _stored_cells() -> list[tuple[Any, ...]]:
@@ -307,7 +304,6 @@ def test_monthly_cells_wait_for_a_rebuild_and_the_daily_rows_answer_meanwhile(
     november = Period.parse("2026-11")
     RollupState.objects.filter(pk=1).update(monthly_ready=False)  # as after the migration
     MonthCell.objects.all().delete()
-    CompanyCell.objects.all().delete()
     with _at(2026, 11, 20, 10, 0):
         assert monthly.split(november, Cut()) is None
         assert rollup.table("K2", november, Cut(), ("owner",)).total("leads") == 1

@@ -47,17 +47,27 @@ class Cell(models.Model):
 class TicketRollup(models.Model):
     ticket_id = models.BigIntegerField(primary_key=True)
     cells = models.JSONField(default=list)
+    # the monthly cells of its summary and stays (``monthly.from_summary``/``from_span``), so
+    # that a refresh takes them out without reading the old rows back
+    monthly = models.JSONField(default=list)
 
     def __str__(self) -> str:
         return f"rollup of ticket {self.ticket_id}"
 
 
-class MonthlyValues(models.Model):
-    """The sums of a monthly cell (``analytics/monthly.py``)."""
+class MonthCell(models.Model):
+    """A month of one projection of a figure (``analytics/monthly.py``), without the pipeline,
+    channel, segment and territory. ``person`` >= 0: for that person (the cut's seller: the
+    performer, the owner at the event, the stay's executor; 0: nobody), what the per-seller
+    rows and the seller and team cuts read; ``person`` < 0: for the whole company, split into
+    stripes (-1 - the person's id modulo ``monthly.STRIPES``) so that concurrent changes of
+    the company's month do not all wait for one row lock (a reader adds the stripes up)."""
 
     figure = models.CharField(max_length=16)  # a projection of a figure: "K4.st", "K9"...
-    month = models.DateField()  # its first day (company time zone)
-    # K3: the month of the ticket's previous document, compared with the period's first day
+    month = models.DateField()  # its first day (company time zone); 0001-01-01: now
+    person = models.BigIntegerField(default=0)
+    # a date the reader compares: K3 the month of the ticket's previous document, TASK the
+    # task's due day
     since = models.DateField(default=NO_SINCE)
     keys = models.CharField(max_length=600)  # the projection's keys, JSON
     v0 = models.BigIntegerField(default=0)
@@ -70,39 +80,12 @@ class MonthlyValues(models.Model):
     v7 = models.BigIntegerField(default=0)
 
     class Meta:
-        abstract = True
-
-
-class MonthCell(MonthlyValues):
-    """A month of one projection of a figure for one person (the cut's seller: the performer,
-    the owner at the event, the stay's executor; 0: nobody), without the pipeline, channel,
-    segment and territory: what the seller and team cuts and the per-seller rows read."""
-
-    person = models.BigIntegerField(default=0)
-
-    class Meta:
         constraints = [models.UniqueConstraint(
             fields=["figure", "month", "person", "since", "keys"],
             name="analytics_monthcell_unique")]
 
     def __str__(self) -> str:
         return f"{self.figure} {self.month:%Y-%m} {self.person} {self.keys}"
-
-
-class CompanyCell(MonthlyValues):
-    """A month of one projection for the whole company. Every change of the company's month
-    would otherwise lock one row until its commit: the sums are split into ``stripe`` rows
-    (the person's id modulo ``monthly.STRIPES``) that a reader adds up."""
-
-    stripe = models.SmallIntegerField(default=0)
-
-    class Meta:
-        constraints = [models.UniqueConstraint(
-            fields=["figure", "month", "stripe", "since", "keys"],
-            name="analytics_companycell_unique")]
-
-    def __str__(self) -> str:
-        return f"{self.figure} {self.month:%Y-%m} {self.keys}"
 
 
 class RollupState(models.Model):

@@ -6,10 +6,11 @@ rows. The dashboard shows much less: a row per seller (or per team) and a few co
 tables. So each of those rows is also summed per **month** and **projection** — the keys one
 table of the dashboard groups by — in two tables:
 
-- ``MonthCell``: per person (the performer, the owner at the event, the stay's executor, the
-  person who sent the first email...), for the per-seller rows and the seller and team cuts;
-- ``CompanyCell``: the whole company, split into ``STRIPES`` rows by the person's id so that
-  concurrent changes do not all wait for one row lock (a reader adds the stripes up).
+- per person (the performer, the owner at the event, the stay's executor, the person who sent
+  the first email...), for the per-seller rows and the seller and team cuts;
+- for the whole company, split into ``STRIPES`` rows by the person's id so that concurrent
+  changes do not all wait for one row lock (a reader adds the stripes up): ``MonthCell`` rows
+  with a negative ``person`` (-1 - the stripe).
 
 Neither keeps the pipeline, channel, segment or territory of the daily rows: a cut by those
 reads the daily rows. A year of a director's dashboard then reads about twelve rows per seller
@@ -17,9 +18,10 @@ and table.
 
 What each ticket contributes is a function of its daily cells, its summary and its stays
 (``from_cells``, ``from_summary``, ``from_span``); ``rollup.refresh`` applies the difference
-between the old and the new contribution in the transaction of every ticket event, after the
-daily cells, so both levels change in the same commit as the history. ``derive`` computes the
-whole level again from the daily rows (after an upgrade, or in a rebuild).
+between the old contribution (its stored daily cells, and the monthly cells of its summary and
+stays stored on ``TicketRollup.monthly``) and the new one in the transaction of every ticket
+event, after the daily cells, so both levels change in the same commit as the history.
+``derive`` computes the whole level again from the daily rows (``rebuild --monthly``).
 
 Reading (``cell_table``, ``k7_activity``, ``k7_lead_to_sale``, ``k8_counts``, ``k9_closed``,
 ``sla``) answers a period that starts on the first day of a month: its whole months from the
@@ -42,7 +44,7 @@ from typing import Any
 from django.db import connection, transaction
 from django.db.models import Case, Count, F, IntegerField, Q, QuerySet, Sum, Value, When
 
-from .models import NO_SINCE, VALUES, CompanyCell, MonthCell, RollupState, StaySpan, TicketSummary
+from .models import NO_SINCE, VALUES, MonthCell, RollupState, StaySpan, TicketSummary
 from .period import Cut, Period, company_tz
 
 STRIPES = 8
@@ -65,8 +67,8 @@ PROJECTIONS: dict[str, dict[str, tuple[str, ...]]] = {
 }
 K3_TOTAL = "K3.t"
 
-# level ("m": per person, "c": company), figure, month, person or stripe, since, keys (JSON)
-MonthKey = tuple[str, str, date, int, date, str]
+# figure, month, person (< 0: the company's stripe), since, keys (JSON)
+MonthKey = tuple[str, date, int, date, str]
 Contribution = dict[MonthKey, list[int]]
 
 
@@ -106,14 +108,18 @@ def _add(out: Contribution, key: MonthKey, values: Iterable[int]) -> None:
             row[i] += v
 
 
+def stripe(person: int | None) -> int:
+    """The company cells' ``person``: -1 - the person's stripe."""
+    return -1 - (person or 0) % STRIPES
+
+
 def _both(out: Contribution, figure: str, month: date, person: int | None, keys: str,
           values: Iterable[int], since: date = NO_SINCE, company: bool = True) -> None:
     """Add to the person's cell and (``company``) to the company's stripe of that person."""
     values = list(values)
-    who = person or 0
-    _add(out, ("m", figure, month, who, since, keys), values)
+    _add(out, (figure, month, person or 0, since, keys), values)
     if company:
-        _add(out, ("c", figure, month, who % STRIPES, since, keys), values)
+        _add(out, (figure, month, stripe(person), since, keys), values)
 
 
 # --- what a ticket contributes -----------------------------------------------------------------
@@ -149,13 +155,12 @@ def _k3(out: Contribution, month: date, person: int, currency: str, previous: st
     previous document of each owner (a cut of people counts the ticket unless one of its own
     falls in the period), for the company the latest of them (none may fall in the period)."""
     since = _month_of_day(previous) if previous else NO_SINCE
-    who = person or 0
-    _add(out, ("m", "K3", month, who, since, _keys([currency])), values)
-    _add(out, ("c", "K3", month, who % STRIPES, NO_SINCE, _keys([currency])), values)
+    _add(out, ("K3", month, person or 0, since, _keys([currency])), values)
+    _add(out, ("K3", month, stripe(person), NO_SINCE, _keys([currency])), values)
     months = [[o, _month_of_day(d).isoformat()] for o, d in before]
     latest = max((_month_of_day(d) for _o, d in before), default=NO_SINCE)
-    _add(out, ("m", K3_TOTAL, month, who, NO_SINCE, _keys([months])), values)
-    _add(out, ("c", K3_TOTAL, month, who % STRIPES, latest, _keys([])), values)
+    _add(out, (K3_TOTAL, month, person or 0, NO_SINCE, _keys([months])), values)
+    _add(out, (K3_TOTAL, month, stripe(person), latest, _keys([])), values)
 
 
 SUMMARY_COLUMNS = ("ticket_id", "void", "pipeline", "channel", "lead_at", "lead_owner",
@@ -245,7 +250,7 @@ def from_span(s: dict[str, Any]) -> Contribution:
     if s["void"] or closed is None:
         return out
     month = month_of(closed)
-    _add(out, ("c", "K9", month, 0, NO_SINCE, _keys([s["pipeline"], s["stage"], s["bucket"]])),
+    _add(out, ("K9", month, -1, NO_SINCE, _keys([s["pipeline"], s["stage"], s["bucket"]])),
          [1])
     if s["sla"] and (s["sla_due_at"] is not None or s["sla_left"] is not None):
         due, left = s["sla_due_at"], s["sla_left"]
@@ -279,29 +284,39 @@ _COLS = ", ".join(f"v{i}" for i in range(VALUES))
 
 
 def apply(deltas: Contribution) -> None:
-    """Add ``deltas`` to the monthly cells (creating the missing ones): the person cells, then
-    the company's, each in key order, so two transactions lock shared cells in the same
-    order."""
-    for level, model, who in (("m", MonthCell, "person"), ("c", CompanyCell, "stripe")):
-        rows = sorted((k, v) for k, v in deltas.items() if k[0] == level and any(v))
-        if not rows:
-            continue
-        table = model._meta.db_table
-        dims = f"figure, month, {who}, since, keys"
-        row = "(" + ", ".join(["%s"] * (5 + VALUES)) + ")"
-        update = ", ".join(f"v{i} = {table}.v{i} + excluded.v{i}" for i in range(VALUES))
-        with connection.cursor() as cursor:
-            for start in range(0, len(rows), 500):
-                chunk = rows[start:start + 500]
-                params: list[Any] = []
-                for (_level, figure, month, person, since, keys), values in chunk:
-                    params += [figure, connection.ops.adapt_datefield_value(month), person,
-                               connection.ops.adapt_datefield_value(since), keys, *values,
-                               *[0] * (VALUES - len(values))]
-                cursor.execute(
-                    f"INSERT INTO {table} ({dims}, {_COLS}) VALUES "
-                    + ", ".join([row] * len(chunk))
-                    + f" ON CONFLICT ({dims}) DO UPDATE SET {update}", params)
+    """Add ``deltas`` to the monthly cells (creating the missing ones), in key order, so two
+    transactions lock shared cells in the same order."""
+    rows = sorted((k, v) for k, v in deltas.items() if any(v))
+    if not rows:
+        return
+    table = MonthCell._meta.db_table
+    dims = "figure, month, person, since, keys"
+    row = "(" + ", ".join(["%s"] * (5 + VALUES)) + ")"
+    update = ", ".join(f"v{i} = {table}.v{i} + excluded.v{i}" for i in range(VALUES))
+    day = connection.ops.adapt_datefield_value
+    with connection.cursor() as cursor:
+        for start in range(0, len(rows), 500):
+            chunk = rows[start:start + 500]
+            params: list[Any] = []
+            for (figure, month, person, since, keys), values in chunk:
+                params += [figure, day(month), person, day(since), keys, *values,
+                           *[0] * (VALUES - len(values))]
+            cursor.execute(
+                f"INSERT INTO {table} ({dims}, {_COLS}) VALUES "
+                + ", ".join([row] * len(chunk))
+                + f" ON CONFLICT ({dims}) DO UPDATE SET {update}", params)
+
+
+def stored(contribution: Contribution) -> list[list[Any]]:
+    """A contribution as JSON (``TicketRollup.monthly``), in key order."""
+    return [[f, m.isoformat(), p, s.isoformat(), k, v]
+            for (f, m, p, s, k), v in sorted(contribution.items())]
+
+
+def loaded(rows: list[list[Any]]) -> Contribution:
+    """``stored`` read back."""
+    return {(f, date.fromisoformat(m), p, date.fromisoformat(s), k): list(v)
+            for f, m, p, s, k, v in rows}
 
 
 def is_ready() -> bool:
@@ -317,11 +332,9 @@ def clear() -> None:
     """Empty the monthly cells and mark them not ready (in the caller's transaction)."""
     _set_ready(False)
     with connection.cursor() as cursor:
-        for model in (MonthCell, CompanyCell):
-            if connection.vendor == "postgresql":
-                cursor.execute(f"TRUNCATE {model._meta.db_table}")
-            else:
-                cursor.execute(f"DELETE FROM {model._meta.db_table}")
+        table = MonthCell._meta.db_table
+        cursor.execute(f"TRUNCATE {table}" if connection.vendor == "postgresql"
+                       else f"DELETE FROM {table}")
 
 
 def _stream(qs: QuerySet[Any], fields: tuple[str, ...], chunk: int = 5000) -> Iterator[Any]:
@@ -424,7 +437,7 @@ def derive(progress: Callable[[str], None] | None = None) -> None:
         _set_ready(True)
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
-            for model in (MonthCell, CompanyCell, StaySpan):
+            for model in (MonthCell, StaySpan):
                 cursor.execute(f"ANALYZE {model._meta.db_table}")
 
 
@@ -436,7 +449,7 @@ def _only(contribution: Contribution, part: str) -> Contribution:
     """The cells of one part of a summary's contribution (``derive`` reads each part in the
     order of its own moment)."""
     codes = _PARTS[part]
-    return {k: v for k, v in contribution.items() if k[1] in codes}
+    return {k: v for k, v in contribution.items() if k[0] in codes}
 
 
 # --- reading -------------------------------------------------------------------------------------
@@ -493,15 +506,27 @@ def people_of(cut: Cut) -> set[int] | None:
     return _people(cut)
 
 
+def _months(months: Period) -> list[date]:
+    out, month = [], months.first
+    while month <= months.last:
+        out.append(month)
+        month = (month + timedelta(days=32)).replace(day=1)
+    return out
+
+
 def _sums(code: str, months: Period, people: set[int] | None, by_person: bool, width: int,
           since_before: date | None = None) -> list[tuple[int | None, Any, list[int], int]]:
     """(person or None, keys, sums of v0..v<width-1>, sum of v0 over the cells whose ``since``
     is before ``since_before``) per person (``by_person``) and keys, over the whole months:
-    from the person cells when people are asked for or kept, else from the company's."""
-    model: Any = MonthCell if by_person or people is not None else CompanyCell
-    qs = model.objects.filter(figure=code, month__gte=months.first, month__lte=months.last)
+    from the person cells when people are asked for or kept, else from the company's (each
+    month an index range: the months are listed, the persons bounded)."""
+    qs = MonthCell.objects.filter(figure=code, month__in=_months(months))
     if people is not None:
         qs = qs.filter(person__in=sorted(people))
+    elif by_person:
+        qs = qs.filter(person__gte=0)
+    else:
+        qs = qs.filter(person__lt=0)
     group = ("person", "keys") if by_person else ("keys",)
     annotations: dict[str, Any] = {f"s{i}": Sum(f"v{i}") for i in range(width)}
     if since_before is not None:
@@ -847,8 +872,7 @@ def overdue(at: datetime, cut: Cut, due_today: Callable[[datetime, datetime], Qu
     day = at.astimezone(company_tz()).date()
     people = people_of(cut)
     qs = MonthCell.objects.filter(figure="TASK", month=NOW)
-    if people is not None:
-        qs = qs.filter(person__in=sorted(people))
+    qs = qs.filter(person__in=sorted(people)) if people is not None else qs.filter(person__gte=0)
     counts: dict[tuple[str, int | None], list[int]] = defaultdict(lambda: [0, 0])
     for r in qs.values("person", "keys").order_by().annotate(
             n=Sum("v0"), late=Sum(Case(When(since__lt=day, then=F("v0")), default=Value(0),

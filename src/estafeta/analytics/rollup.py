@@ -47,7 +47,6 @@ from .figures import (
 from .models import (
     VALUES,
     Cell,
-    CompanyCell,
     MonthCell,
     RollupState,
     StaySpan,
@@ -293,21 +292,24 @@ def refresh(ticket_ids: Iterable[int]) -> None:
         return
     loaded: dict[str, Any] = {}
     new = compute(ids, loaded)
-    by_month = summary.refresh(loaded["tickets"], loaded["events"], loaded["activities"])
-    old = {r.ticket_id: _stored(r.cells)
+    new_monthly = summary.refresh(loaded["tickets"], loaded["events"], loaded["activities"])
+    old = {r.ticket_id: (_stored(r.cells), monthly.loaded(r.monthly))
            for r in TicketRollup.objects.filter(ticket_id__in=ids)}
     deltas: dict[CellKey, list[int]] = {}
+    by_month: monthly.Contribution = {}
     changed = []
     for pk in ids:
-        before, after = old.get(pk, {}), new.get(pk, {})
+        before, after = old.get(pk, ({}, {})), (new.get(pk, {}), new_monthly.get(pk, {}))
         if before == after and pk in old:
             continue
         changed.append(pk)
-        if before != after:
-            monthly.merge(by_month, monthly.difference(monthly.from_cells(after),
-                                                       monthly.from_cells(before)))
-        for key in before.keys() | after.keys():
-            a, b = after.get(key), before.get(key)
+        monthly.merge(by_month, monthly.difference(after[1], before[1]))
+        if before[0] == after[0]:
+            continue
+        monthly.merge(by_month, monthly.difference(monthly.from_cells(after[0]),
+                                                   monthly.from_cells(before[0])))
+        for key in before[0].keys() | after[0].keys():
+            a, b = after[0].get(key), before[0].get(key)
             width = len(a if a is not None else b or [])
             delta = [(a[i] if a else 0) - (b[i] if b else 0) for i in range(width)]
             if key in deltas:  # several tickets of a batch share a cell
@@ -316,9 +318,10 @@ def refresh(ticket_ids: Iterable[int]) -> None:
     if changed:
         TicketRollup.objects.bulk_create(
             [TicketRollup(ticket_id=pk, cells=[[*key, values] for key, values in
-                                               sorted(new.get(pk, {}).items())])
+                                               sorted(new.get(pk, {}).items())],
+                          monthly=monthly.stored(new_monthly.get(pk, {})))
              for pk in changed], update_conflicts=True, unique_fields=["ticket_id"],
-            update_fields=["cells"])
+            update_fields=["cells", "monthly"])
     # last: the shared cells stay locked until the commit, so lock them as late as possible
     # (the daily cells, then the monthly ones: every transaction in the same order)
     _upsert([(key, delta) for key, delta in deltas.items() if any(delta)])
@@ -378,8 +381,7 @@ def rebuild(batch: int = 2000, progress: Callable[[int, int], None] | None = Non
         _set_ready(True)
     if connection.vendor == "postgresql":  # fresh statistics, or the planner sorts on disk
         with connection.cursor() as cursor:
-            for model in (Cell, TicketRollup, TicketSummary, StaySpan, MonthCell,
-                          CompanyCell):
+            for model in (Cell, TicketRollup, TicketSummary, StaySpan, MonthCell):
                 cursor.execute(f"ANALYZE {model._meta.db_table}")
     return done
 

@@ -261,62 +261,37 @@ def _span_tuple(span: dict[str, Any]) -> tuple[Any, ...]:
 
 
 def refresh(tickets: dict[int, Any], events: dict[int, list[tuple[Any, ...]]],
-            activities: dict[int, list[tuple[Any, ...]]]) -> Contribution:
+            activities: dict[int, list[tuple[Any, ...]]]) -> dict[int, Contribution]:
     """Bring the tickets' summaries and spans in step (inside the caller's transaction) and
-    return what that changes in the monthly cells (``monthly.from_summary``/``from_span`` of
-    the new rows minus the old). Only the rows that changed are written; a closed stay keeps
-    the business length worked out when it closed while its start, end and pipeline version
-    stay the same (a calendar edited later needs a rebuild: docs/analytics-scale.md)."""
+    return each ticket's monthly cells from them (``monthly.from_summary``/``from_span``).
+    Written whole with one upsert each (cheaper than reading them back to compare): a closed
+    stay's business length is worked out again, a few windows of its calendar."""
     ids = sorted(tickets)
-    deltas: Contribution = {}
     if not ids:
-        return deltas
+        return {}
     summaries, spans = compute(tickets, events, activities)
-    old_summaries = {row[0]: dict(zip(SUMMARY_FIELDS, row, strict=True)) for row in
-                     TicketSummary.objects.filter(ticket_id__in=ids)
-                     .values_list(*SUMMARY_FIELDS)}
-    span_fields = (*SPAN_FIELDS, "bucket")
-    old_spans = {row[0]: dict(zip(span_fields, row, strict=True)) for row in
-                 StaySpan.objects.filter(ticket_id__in=ids).values_list(*span_fields)}
-    changed = []
+    out: dict[int, Contribution] = {}
     for pk in ids:
-        new = dict(zip(SUMMARY_FIELDS, summaries[pk], strict=True))
-        old = old_summaries.get(pk)
-        if old == new:
-            continue
-        changed.append(TicketSummary(**new))
-        monthly.merge(deltas, monthly.difference(
-            monthly.from_summary(new), monthly.from_summary(old) if old else {}))
-    if changed:
-        TicketSummary.objects.bulk_create(changed, update_conflicts=True,
-                                          unique_fields=["ticket_id"],
-                                          update_fields=list(SUMMARY_FIELDS[1:]))
+        out[pk] = monthly.from_summary(dict(zip(SUMMARY_FIELDS, summaries[pk], strict=True)))
+    TicketSummary.objects.bulk_create(
+        [TicketSummary(**dict(zip(SUMMARY_FIELDS, summaries[pk], strict=True))) for pk in ids],
+        update_conflicts=True, unique_fields=["ticket_id"],
+        update_fields=list(SUMMARY_FIELDS[1:]))
     calendars: dict[int, Any] = {}
-    written = []
-    for visit, span in spans.items():
-        old = old_spans.get(visit)
+    for span in spans.values():
         closed = span["closed_at"]
         span["bucket"] = None
         if closed is not None:
-            if (old is not None and old["seconds"] is not None and old["bucket"] is not None
-                    and (old["entered_at"], old["closed_at"], old["version_id"])
-                    == (span["entered_at"], closed, span["version_id"])):
-                span["seconds"], span["bucket"] = old["seconds"], old["bucket"]
-            else:
-                version = span["version_id"]
-                if version not in calendars:
-                    calendars[version] = calendar_for(cached_version(
-                        version, tickets[span["ticket_id"]].version_digest))
-                span["seconds"] = int(calendars[version].between(span["entered_at"], closed)
-                                      .total_seconds())
-                span["bucket"] = monthly.bucket(span["seconds"])
-        if old == span:
-            continue
-        written.append(StaySpan(**span))
-        monthly.merge(deltas, monthly.difference(
-            monthly.from_span(span), monthly.from_span(old) if old else {}))
-    if written:
-        StaySpan.objects.bulk_create(written, update_conflicts=True,
-                                     unique_fields=["visit_id"],
+            version = span["version_id"]
+            if version not in calendars:
+                calendars[version] = calendar_for(cached_version(
+                    version, tickets[span["ticket_id"]].version_digest))
+            span["seconds"] = int(calendars[version].between(span["entered_at"], closed)
+                                  .total_seconds())
+            span["bucket"] = monthly.bucket(span["seconds"])
+            monthly.merge(out[span["ticket_id"]], monthly.from_span(span))
+    if spans:
+        StaySpan.objects.bulk_create([StaySpan(**span) for span in spans.values()],
+                                     update_conflicts=True, unique_fields=["visit_id"],
                                      update_fields=[*SPAN_FIELDS[1:], "bucket"])
-    return deltas
+    return out
