@@ -284,9 +284,10 @@ def _stored(cells: list[Any]) -> dict[CellKey, list[int]]:
     return {tuple(c[:8]): list(c[8]) for c in cells}
 
 
-def refresh(ticket_ids: Iterable[int]) -> None:
+def refresh(ticket_ids: Iterable[int], *, by_month: bool = True) -> None:
     """Recompute these tickets' cells and apply the difference (inside the caller's
-    transaction, which holds the tickets' locks)."""
+    transaction, which holds the tickets' locks); ``by_month`` False: not to the monthly cells
+    (a rebuild works them out at its end)."""
     ids = sorted(set(ticket_ids))
     if not ids:
         return
@@ -296,18 +297,20 @@ def refresh(ticket_ids: Iterable[int]) -> None:
     old = {r.ticket_id: (_stored(r.cells), monthly.loaded(r.monthly))
            for r in TicketRollup.objects.filter(ticket_id__in=ids)}
     deltas: dict[CellKey, list[int]] = {}
-    by_month: monthly.Contribution = {}
+    months: monthly.Contribution = {}
     changed = []
     for pk in ids:
         before, after = old.get(pk, ({}, {})), (new.get(pk, {}), new_monthly.get(pk, {}))
         if before == after and pk in old:
             continue
         changed.append(pk)
-        monthly.merge(by_month, monthly.difference(after[1], before[1]))
+        if by_month:
+            monthly.merge(months, monthly.difference(after[1], before[1]))
         if before[0] == after[0]:
             continue
-        monthly.merge(by_month, monthly.difference(monthly.from_cells(after[0]),
-                                                   monthly.from_cells(before[0])))
+        if by_month:
+            monthly.merge(months, monthly.difference(monthly.from_cells(after[0]),
+                                                     monthly.from_cells(before[0])))
         for key in before[0].keys() | after[0].keys():
             a, b = after[0].get(key), before[0].get(key)
             width = len(a if a is not None else b or [])
@@ -325,7 +328,7 @@ def refresh(ticket_ids: Iterable[int]) -> None:
     # last: the shared cells stay locked until the commit, so lock them as late as possible
     # (the daily cells, then the monthly ones: every transaction in the same order)
     _upsert([(key, delta) for key, delta in deltas.items() if any(delta)])
-    monthly.apply(by_month)
+    monthly.apply(months)
 
 
 def on_ticket_event(ticket_id: int) -> None:
@@ -348,10 +351,13 @@ def _set_ready(ready: bool) -> None:
                         "rebuilt_at": clock.now() if ready else None})
 
 
-def rebuild(batch: int = 2000, progress: Callable[[int, int], None] | None = None) -> int:
+def rebuild(batch: int = 2000, progress: Callable[[int, int], None] | None = None,
+            say: Callable[[str], None] | None = None) -> int:
     """Empty the rollups and recompute them from the history, ``batch`` tickets per
     transaction (each holding its tickets' locks, as the services do), so memory stays flat and
-    work on the tickets may go on meanwhile. Returns the number of tickets."""
+    work on the tickets may go on meanwhile; then the monthly cells from the daily rows in one
+    transaction (``monthly.derive``: ticket events wait for it, a few minutes at a million
+    tickets). Returns the number of tickets."""
     with transaction.atomic():
         _set_ready(False)
         monthly.clear()
@@ -372,11 +378,12 @@ def rebuild(batch: int = 2000, progress: Callable[[int, int], None] | None = Non
                        .order_by("pk").values_list("pk", flat=True)[:batch])
             if not ids:
                 break
-            refresh(ids)
+            refresh(ids, by_month=False)
         last = ids[-1]
         done += len(ids)
         if progress is not None:
             progress(done, total)
+    monthly.derive(say)
     with transaction.atomic():
         _set_ready(True)
     if connection.vendor == "postgresql":  # fresh statistics, or the planner sorts on disk

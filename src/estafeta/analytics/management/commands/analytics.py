@@ -64,7 +64,9 @@ class Command(EstafetaCommand):
                     last[0] = now
                     self.stdout.write(f"{done}/{total} tickets, {now - began:.0f} s")
 
-            count = rollup.rebuild(batch=options["batch"], progress=progress)
+            count = rollup.rebuild(batch=options["batch"], progress=progress,
+                                   say=lambda text: self.stdout.write(
+                                       f"monthly cells: {text}, {time.monotonic() - began:.0f} s"))
             self.stdout.write(f"rollups rebuilt from the history: {count} tickets in "
                               f"{time.monotonic() - began:.1f} s")
             return
