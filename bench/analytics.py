@@ -884,7 +884,7 @@ with rollup.memo():
     fast.no_jit()
     teams = page.Teams("") if page.by_teams(user, cut) else None
     context = {"cards": timed("cards K1-K4 K10", lambda: page.build_cards(
-        period, cut, page.energy_visible(user), teams is not None, ""))}
+        period, cut, page.energy_visible(user), teams))}
     context["funnel"] = page.funnel_of(context["cards"])
     context["trend"] = timed("trend", lambda: page.trend_of(period, cut))
     context["stage_funnel"] = timed("K8", lambda: page.funnel_card(period, cut, "strict"))

@@ -153,6 +153,7 @@ def test_a_director_sees_k7_and_k12_per_team_with_shares_from_the_team_counts(
     assert company.context["conversions"].teams_how and company.context["control"].teams_how
     calls = k7["call_meeting"]  # tickets' first connected calls: Ann, Bob (Sales), Olga
     assert {r["performer"]: r["cohort"] for r in calls.rows} == {w.sales.pk: 2, w.other.pk: 1}
+    assert [r["labels"][0] for r in calls.rows] == ["Other", "Sales"]  # by name, as the cards
     sales = next(r for r in calls.rows if r["performer"] == w.sales.pk)
     assert sales["labels"][0] == "Sales" and sales["label_links"][0][1].endswith(
         f"team={w.sales.pk}")

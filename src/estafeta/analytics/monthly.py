@@ -479,12 +479,17 @@ def off() -> Iterator[None]:
         _OFF.reset(token)
 
 
+def _answers(cut: Cut) -> bool:
+    """Whether the monthly cells may answer for ``cut`` (of people only) at all."""
+    return (not _OFF.get() and all(getattr(cut, name) is None for name in DIMENSIONS)
+            and is_ready())
+
+
 def split(period: Period, cut: Cut) -> Split | None:
     """The whole months of ``period`` when the monthly cells can answer it: it starts on the
     first day of a month and holds at least one whole month, the cut is of people only, and
     the monthly cells are ready. None otherwise."""
-    if (_OFF.get() or period.first.day != 1
-            or any(getattr(cut, name) is not None for name in DIMENSIONS)):
+    if period.first.day != 1:
         return None
     if (period.last + timedelta(days=1)).day == 1:
         months, tail = Period.days(period.first, period.last), None
@@ -494,9 +499,7 @@ def split(period: Period, cut: Cut) -> Split | None:
             return None
         months = Period.days(period.first, last_month - timedelta(days=1))
         tail = Period.days(last_month, period.last)
-    if not is_ready():
-        return None
-    return Split(months, tail)
+    return Split(months, tail) if _answers(cut) else None
 
 
 def people_of(cut: Cut) -> set[int] | None:
@@ -840,7 +843,7 @@ def sla(period: Period, cut: Cut, daily: Callable[[Period], Iterable[dict[str, A
 def coverage(cut: Cut) -> list[dict[str, Any]] | None:
     """Open tickets now per pipeline and owner, and how many have an open task of an active
     person ("OPEN"). None when the cells cannot answer (see ``split``)."""
-    if _OFF.get() or any(getattr(cut, n) is not None for n in DIMENSIONS) or not is_ready():
+    if not _answers(cut):
         return None
     rows = []
     for person, decoded, sums, _c in _sums("OPEN", Period.days(NOW, NOW), people_of(cut), True,
@@ -863,7 +866,7 @@ def overdue(at: datetime, cut: Cut, due_today: Callable[[datetime, datetime], Qu
     from estafeta.history.models import Event
     from estafeta.tasks.models import Task
 
-    if _OFF.get() or any(getattr(cut, n) is not None for n in DIMENSIONS) or not is_ready():
+    if not _answers(cut):
         return None
     if (Task.objects.filter(status=TaskStatus.OPEN, created_at__gt=at).exists()
             or Task.objects.filter(done_at__gt=at).exists()

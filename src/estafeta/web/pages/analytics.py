@@ -276,15 +276,14 @@ def by_teams(user: User, cut: Cut) -> bool:
 
 
 def team_rows(table: Table, keys: tuple[str, ...], rows: list[dict[str, Any]],
-              team_of: dict[int, int | None], team_names: dict[int, str]
-              ) -> tuple[tuple[str, ...], list[dict[str, Any]]]:
-    """The seller rows (by ``keys``, a person first) added up per team (``team_of``: the
-    person's team now, None for nobody and people without a team), keeping the other keys."""
+              teams: Teams) -> tuple[tuple[str, ...], list[dict[str, Any]]]:
+    """The seller rows (by ``keys``, a person first) added up per team (the person's team now,
+    None for nobody and people without a team), keeping the other keys."""
     rest = keys[1:]
     groups: dict[tuple[Any, ...], dict[str, Any]] = {}
     for row in rows:
         person = row[keys[0]]
-        team = team_of.get(person) if person else None
+        team = teams.team_of.get(person) if person else None
         head = (team, *(row[k] for k in rest))
         slot = groups.get(head)
         if slot is None:
@@ -292,17 +291,7 @@ def team_rows(table: Table, keys: tuple[str, ...], rows: list[dict[str, Any]],
                                    **dict.fromkeys(table.columns, 0)}
         for column in table.columns:
             slot[column] = slot[column] + row[column]
-    merged = sorted(groups.values(), key=lambda r: (
-        r["team"] is None, team_names.get(r["team"], "").casefold() if r["team"] else "",
-        r["team"] or 0, *((r[k] is None, r[k] if r[k] is not None else "") for k in rest)))
-    return ("team", *rest), merged
-
-
-def teams_of(people: set[int]) -> tuple[dict[int, int | None], dict[int, str]]:
-    """Each person's team now, and the names of those teams (two queries)."""
-    team_of = dict(User.objects.filter(pk__in=sorted(people)).values_list("pk", "team_id"))
-    ids = sorted({t for t in team_of.values() if t is not None})
-    return team_of, dict(Team.objects.filter(pk__in=ids).values_list("pk", "name"))
+    return ("team", *rest), teams.ordered(list(groups.values()), "team", rest)
 
 
 class Teams:
@@ -327,6 +316,13 @@ class Teams:
 
     def label(self, team: int | None) -> str:
         return self.names.get(team, f"#{team}") if team else _("No team")
+
+    def ordered(self, rows: list[dict[str, Any]], key: str, rest: tuple[str, ...] = ()
+                ) -> list[dict[str, Any]]:
+        """Team rows (the team under ``key``) by team name, "No team" last, then ``rest``."""
+        return sorted(rows, key=lambda r: (
+            r[key] is None, self.names.get(r[key], "").casefold() if r[key] else "",
+            r[key] or 0, *((r[k] is None, r[k] if r[k] is not None else "") for k in rest)))
 
     def link(self, team: int | None) -> str:
         return self.page + urlencode({"team": team}) if team else ""
@@ -354,10 +350,10 @@ def labelled(row: dict[str, Any], keys: tuple[str, ...], names: dict[int, str],
     ) if team else ""
 
 
-def build_cards(period: Period, cut: Cut, energy: bool = False, teams: bool = False,
-                query: str = "") -> list[Card]:
+def build_cards(period: Period, cut: Cut, energy: bool = False,
+                teams: Teams | None = None) -> list[Card]:
     """The per-person cards (K1-K4, K10): a row per person, or with ``teams`` a row per team
-    whose label opens the dashboard for that team (``query``: the page's query string)."""
+    whose label opens the dashboard for that team."""
     tables = [rollup.table(code, period, cut, ROWS_BY[code]) for code in FIGURES]
     people: set[int] = set()
     built = []
@@ -365,13 +361,11 @@ def build_cards(period: Period, cut: Cut, energy: bool = False, teams: bool = Fa
         keys, rows, total = dashboard_rows(table)
         people |= {row[k] for row in rows for k in keys if k in PERSON_KEYS and row[k]}
         built.append((table, keys, rows, total))
-    if teams:
+    if teams is not None:
         energy = False
-        team_of, team_names = teams_of(people)
-        built = [(table, *team_rows(table, keys, rows, team_of, team_names), total)
+        built = [(table, *team_rows(table, keys, rows, teams), total)
                  for table, keys, rows, total in built]
         people = set()
-        page = reverse("web:analytics") + "?" + (f"{query}&" if query else "")
     names = person_names(people)
     sellers = {row[ENERGY_FIGURES[t.figure]] for t, _k, rows, _tot in built
                if t.figure in ENERGY_FIGURES for row in rows
@@ -384,11 +378,11 @@ def build_cards(period: Period, cut: Cut, energy: bool = False, teams: bool = Fa
             if with_energy:
                 row["energy"] = lines.get(row[ENERGY_FIGURES[table.figure]], "")
         for row in rows:
-            if teams:
+            if teams is not None:
                 team = row["team"]
-                row["labels"] = [team_names.get(team, f"#{team}") if team else _("No team"),
+                row["labels"] = [teams.label(team),
                                  *(key_label(k, row[k], names) for k in keys[1:])]
-                row["team_link"] = page + urlencode({"team": team}) if team else ""
+                row["team_link"] = teams.link(team)
                 # a team's cell drills down through the team cut; "no team" has no cut
                 row["cell"] = urlencode({"team": team, **{
                     f"{KEY_PREFIX}{k}": "" if row[k] is None else row[k] for k in keys[1:]}}
@@ -405,7 +399,7 @@ def build_cards(period: Period, cut: Cut, energy: bool = False, teams: bool = Fa
                           table, keys, table.columns, rows, total, chart,
                           [column_title(k) for k in (*keys, *table.columns)], with_energy,
                           str(HOW["K11"]) if with_energy else "",
-                          str(TEAM_HOW) if teams else ""))
+                          str(TEAM_HOW) if teams is not None else ""))
     return cards
 
 
@@ -583,9 +577,13 @@ def k7_rows(period: Period, cut: Cut, part: str, fast_path: bool = True,
     counts)."""
     figure, keys, counts, shares, _title = K7_PARTS[part]
     table = fast.k7_part(part, period, cut) if fast_path else figure(period, cut)
-    if teams is not None:
-        table = teams.view(table, next(k for k in keys if k in PEOPLE))
-    rows = rates(table, *keys)
+    if teams is None:
+        rows = rates(table, *keys)
+    else:
+        person = next(k for k in keys if k in PEOPLE)
+        table = teams.view(table, person)
+        rows = teams.ordered(rates(table, *keys), person,
+                             tuple(k for k in keys if k != person))
     total = (rates(table) or [{**dict.fromkeys((*counts, "immature"), 0), "is_immature": False,
                                **dict.fromkeys(shares)}])[0]
     return table, keys, rows, total
@@ -901,6 +899,8 @@ def k12_rows(period: Period, cut: Cut, part: str, fast: bool = False,
     if teams is not None and person is not None:
         table = teams.view(table, person)
     rows = table.rollup(*keys)
+    if teams is not None and person is not None:
+        rows = teams.ordered(rows, person, tuple(k for k in keys if k != person))
     total = (table.rollup() or [dict.fromkeys(table.columns, 0)])[0]
     if ratio is not None:
         for row in (*rows, total):
@@ -1284,9 +1284,9 @@ def dashboard(request: HttpRequest) -> HttpResponse:
 def _dashboard(request: HttpRequest, user: User, period: Period, cut: Cut, mode: str,
                bucket: str) -> HttpResponse:
     fast.no_jit()
-    query = query_without(request, "page", "format", "team", "seller")
-    teams = Teams(query) if by_teams(user, cut) else None
-    cards = build_cards(period, cut, energy_visible(user), teams is not None, query)
+    teams = Teams(query_without(request, "page", "format", "team", "seller")
+                  ) if by_teams(user, cut) else None
+    cards = build_cards(period, cut, energy_visible(user), teams)
     return render(request, "web/analytics/dashboard.html", {
         "section": "analytics", "period": period, "cut": cut, "cards": cards,
         "funnel": funnel_of(cards), "trend": trend_of(period, cut),
