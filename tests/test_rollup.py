@@ -21,6 +21,7 @@ from django.db import connection, transaction
 from django.db.models import Q
 from hypothesis import HealthCheck, Phase, given, settings
 
+from estafeta.accounts.services import user_deactivate
 from estafeta.analytics import control, fast, monthly, rollup
 from estafeta.analytics.figures import k2_leads, k3_documents, k10_outcomes
 from estafeta.analytics.models import (
@@ -36,6 +37,7 @@ from estafeta.analytics.timing import k9_time_in_stage
 from estafeta.calendars.selectors import clear_calendar_cache
 from estafeta.core import clock
 from estafeta.pipelines.models import clear_version_cache
+from estafeta.tasks.models import Task
 from estafeta.tickets.services import (
     document_issue,
     stage_close,
@@ -183,6 +185,57 @@ def test_stays_closed_just_after_local_midnight_count_in_their_local_month(
         assert row["closed"] == 1 and row["median"] == row["shortest"] == row["longest"]
         assert not list(fast.differences(november))
         assert not list(fast.differences(Period.parse("2026-10")))
+
+
+def test_coverage_and_overdue_tasks_read_the_current_state_cells(
+        world: factories.World) -> None:
+    """K12 coverage and overdue tasks come from the counters the hook keeps (open tickets per
+    owner now, open tasks per assignee and due day) when nothing changed the open tasks after
+    the moment asked; a task due that same day is read from the tasks' due index; a moment
+    with tasks created after it reads the tasks (the counters hold now, not then)."""
+    w = world
+    with _at(2026, 11, 2, 9, 0):
+        early = w.ticket(owner=w.ann, first_task=factories.draft("Call", hours=3))  # 12:00
+        w.ticket(owner=w.bob, first_task=factories.draft("Call", days=30))
+    with _at(2026, 11, 2, 11, 0):
+        late = w.ticket(owner=w.olga, first_task=factories.draft("Call", hours=1))  # 12:00
+    noon_and_a_bit = datetime(2026, 11, 2, 12, 30, tzinfo=MSK)
+    people = (Cut(), Cut(team=w.sales.pk), Cut(seller=w.olga.pk))
+
+    def due_today(start: datetime, end: datetime) -> Any:
+        return Task.objects.filter(status="open", due_at__gte=start, due_at__lt=end)
+
+    with clock.frozen(noon_and_a_bit):
+        for cut in people:
+            counted = monthly.overdue(noon_and_a_bit, cut, due_today)
+            assert counted is not None, cut  # the counters answered
+            fast_rows = fast.overdue_rate(noon_and_a_bit, cut).rollup("pipeline", "assignee")
+            assert fast_rows == control.overdue_rate(noon_and_a_bit, cut).rollup(
+                "pipeline", "assignee"), cut
+            assert monthly.coverage(cut) is not None
+            assert (fast.next_task_coverage(cut).rollup("pipeline", "owner")
+                    == control.next_task_coverage(cut).rollup("pipeline", "owner")), cut
+        overdue = {r["assignee"]: r["overdue"]
+                   for r in fast.overdue_rate(noon_and_a_bit, Cut()).rollup("assignee")}
+        assert overdue == {w.ann.pk: 1, w.bob.pk: 0, w.olga.pk: 1}  # due at 12:00 today
+        # 10:00, before Olga's ticket: the counters hold now, so the tasks answer
+        ten = datetime(2026, 11, 2, 10, 0, tzinfo=MSK)
+        assert monthly.overdue(ten, Cut(), due_today) is None
+        assert (fast.overdue_rate(ten, Cut()).rollup("assignee")
+                == control.overdue_rate(ten, Cut()).rollup("assignee"))
+        # a deactivated owner's work moves on: the counters follow, coverage stays whole
+        user_deactivate(actor=None, user=w.olga, successor=w.ann)
+        assert (fast.next_task_coverage(Cut()).rollup("owner")
+                == control.next_task_coverage(Cut()).rollup("owner"))
+        assert fast.next_task_coverage(Cut()).total("uncovered") == 0
+        ticket_void(actor=w.head, ticket=late, reason="a duplicate")
+        ticket_close_lost(actor=w.ann, ticket=early, reason="price")
+        for cut in people:
+            assert (fast.next_task_coverage(cut).rollup("pipeline", "owner")
+                    == control.next_task_coverage(cut).rollup("pipeline", "owner")), cut
+            assert (fast.overdue_rate(noon_and_a_bit, cut).rollup("pipeline", "assignee")
+                    == control.overdue_rate(noon_and_a_bit, cut).rollup("pipeline",
+                                                                        "assignee")), cut
 
 
 def test_void_reopen_and_reassignment_change_what_they_should(world: factories.World) -> None:
