@@ -421,13 +421,19 @@ def _oldest_stuck(stuck: list[QuerySet[StaySpan]], moment: datetime,
             edge = rows[-1][4]
             tied = calendar.next_working_moment(edge)
             seen = {(r[0], r[4]) for r in rows}
+            # those tied with the edge have its age, and among equal ages the order goes by
+            # ticket: the STUCK_SHOWN first tickets of them are all that can be listed
             for qs in stuck:
                 rows += [r for r in qs.filter(version_id=version, entered_at__gte=edge,
-                                              entered_at__lte=tied).values_list(*fields)
-                         if (r[0], r[4]) not in seen]
+                                              entered_at__lte=tied)
+                         .order_by("ticket_id", "entered_at").values_list(*fields)
+                         [:STUCK_SHOWN] if (r[0], r[4]) not in seen]
+        ages: dict[datetime, timedelta] = {}  # stays entered at the same moment: one age
         for ticket, pipeline, stage, executor, entered, due in rows:
+            if entered not in ages:
+                ages[entered] = calendar.between(entered, moment)
             found.append(timing.Stuck(ticket, pipeline, stage, executor, entered,
-                                      calendar.between(entered, moment), due, "sla"))
+                                      ages[entered], due, "sla"))
     found.sort(key=lambda s: (-s.age, s.ticket))
     return tuple(found[:STUCK_SHOWN])
 

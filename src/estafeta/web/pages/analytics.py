@@ -261,7 +261,8 @@ def key_label(key: str, value: Any, names: dict[int, str]) -> str:
 
 TEAM_ROWS = _l("A row per team, as the team filter counts it (each person's team now; "
                "\"No team\" for nobody and people without a team); open a team for a row "
-               "per seller. The exports keep a row per seller.")
+               "per seller. Lead → sale adds a team's channels up: choose a channel for its "
+               "own. The exports keep a row per seller.")
 TEAM_HOW = _l("Rows are teams: each seller's figures are added to the team the seller is in "
               "now, as the team filter counts them, so the team rows add up to the total "
               "(tickets with documents, K3, count once per seller, as on the seller rows). "
@@ -350,6 +351,22 @@ def labelled(row: dict[str, Any], keys: tuple[str, ...], names: dict[int, str],
     ) if team else ""
 
 
+CHART_ROWS = 30  # bars a chart draws; a table lists every row
+
+
+def largest(rows: list[dict[str, Any]], column: str, title: str
+            ) -> tuple[list[dict[str, Any]], str]:
+    """The rows a chart draws: all of them, or the ``CHART_ROWS`` with the most in ``column``
+    (in the table's order), the title saying so."""
+    if len(rows) <= CHART_ROWS:
+        return rows, title
+    kept = {id(r) for r in sorted(rows, key=lambda r: r[column] or 0, reverse=True)
+            [:CHART_ROWS]}
+    return [r for r in rows if id(r) in kept], _("%(title)s (the %(shown)d largest of "
+                                                 "%(all)d rows)") % {
+        "title": title, "shown": CHART_ROWS, "all": len(rows)}
+
+
 def build_cards(period: Period, cut: Cut, energy: bool = False,
                 teams: Teams | None = None) -> list[Card]:
     """The per-person cards (K1-K4, K10): a row per person, or with ``teams`` a row per team
@@ -393,8 +410,8 @@ def build_cards(period: Period, cut: Cut, energy: bool = False,
                                          for k in keys})
             row["cells"] = [(c, row[c]) for c in table.columns]
         first = table.columns[0]
-        chart = charts.bars([(" ".join(r["labels"]), r[first]) for r in rows],
-                            f"{TITLES[table.figure]}: {column_title(first)}")
+        shown, title = largest(rows, first, f"{TITLES[table.figure]}: {column_title(first)}")
+        chart = charts.bars([(" ".join(r["labels"]), r[first]) for r in shown], title)
         cards.append(Card(table.figure, str(TITLES[table.figure]), str(HOW[table.figure]),
                           table, keys, table.columns, rows, total, chart,
                           [column_title(k) for k in (*keys, *table.columns)], with_energy,
@@ -577,6 +594,8 @@ def k7_rows(period: Period, cut: Cut, part: str, fast_path: bool = True,
     counts)."""
     figure, keys, counts, shares, _title = K7_PARTS[part]
     table = fast.k7_part(part, period, cut) if fast_path else figure(period, cut)
+    if teams is not None:  # a row per team: across channels (a channel filter splits them)
+        keys = tuple(k for k in keys if k in PEOPLE)
     if teams is None:
         rows = rates(table, *keys)
     else:
@@ -697,10 +716,10 @@ def k7_chart(tables: list[K7Table], wins: list[dict[str, Any]]) -> SafeString:
     lead = by_part.get("lead_sale")
     if lead is not None and lead.rows:
         parts = K7_PARTS["lead_sale"][3]
+        shown, title = largest(lead.rows, "cohort", str(K7_PARTS["lead_sale"][4]))
         chart += charts.stacked(
-            [(" ".join(str(x) for x in r["labels"]), [r[p] for p in parts]) for r in lead.rows],
-            [str(column_title(p.removesuffix("_share"))) for p in parts],
-            str(K7_PARTS["lead_sale"][4]))
+            [(" ".join(str(x) for x in r["labels"]), [r[p] for p in parts]) for r in shown],
+            [str(column_title(p.removesuffix("_share"))) for p in parts], title)
     return chart
 
 
