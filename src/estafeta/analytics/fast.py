@@ -148,10 +148,11 @@ def _future(qs: QuerySet[TicketSummary], now: datetime) -> bool:
 
 
 def k7_lead_to_sale(period: Period, cut: Cut, *, window: timedelta = DEFAULT_WINDOW,
-                    now: datetime | None = None) -> Table:
+                    now: datetime | None = None, channels: bool = True) -> Table:
     """K7 lead→sale from the summaries: won/lost/open as the ticket stood 14 days after its
     creation (stored), or now for a cohort member still inside its window; a period of whole
-    months from the monthly cells (``monthly.k7_lead_to_sale``)."""
+    months from the monthly cells (``monthly.k7_lead_to_sale``; ``channels`` False: rows by
+    owner only there, for a caller that adds the channels up)."""
     now = now or clock.now()
     members = TicketSummary.objects.filter(
         _dims(cut), _person(cut, "lead_owner"), void=False, lead_at__gte=period.start,
@@ -159,17 +160,20 @@ def k7_lead_to_sale(period: Period, cut: Cut, *, window: timedelta = DEFAULT_WIN
     if not is_ready() or window != DEFAULT_WINDOW or _future(members, now):
         return conversions.k7_lead_to_sale(period, cut, window=window, now=now)
     found = monthly.k7_lead_to_sale(period, cut, now,
-                                    lambda tail: _k7_lead_daily(tail, cut, window, now).facts)
+                                    lambda tail: _k7_lead_daily(tail, cut, window, now).facts,
+                                    channels)
     if found is not None:
+        keys = ("channel", "owner") if channels else ("owner",)
         return _lead_table(period, cut, tuple(
-            Fact(0, {"channel": channel, "owner": owner},
+            Fact(0, dict(zip(keys, (channel, owner)[-len(keys):], strict=True)),
                  dict(zip(("cohort", WON, LOST, OPEN, "immature"), row, strict=True)))
-            for (channel, owner), row in found))
+            for (channel, owner), row in found), keys)
     return _k7_lead_daily(period, cut, window, now)
 
 
-def _lead_table(period: Period, cut: Cut, facts: tuple[Fact, ...]) -> Table:
-    return Table("K7 lead→sale", "tickets", period, cut, ("channel", "owner"),
+def _lead_table(period: Period, cut: Cut, facts: tuple[Fact, ...],
+                keys: tuple[str, ...] = ("channel", "owner")) -> Table:
+    return Table("K7 lead→sale", "tickets", period, cut, keys,
                  ("cohort", WON, LOST, OPEN, "immature"), facts)
 
 
@@ -193,9 +197,10 @@ def _k7_lead_daily(period: Period, cut: Cut, window: timedelta, now: datetime) -
 K7_PARTS = ("email_call", "call_meeting", "lead_sale")
 
 
-def k7_part(part: str, period: Period, cut: Cut) -> Table:
+def k7_part(part: str, period: Period, cut: Cut, *, channels: bool = True) -> Table:
+    """One K7 cohort table (``channels`` False: lead→sale may add the channels up)."""
     if part == "lead_sale":
-        return k7_lead_to_sale(period, cut)
+        return k7_lead_to_sale(period, cut, channels=channels)
     return k7_activity(part, period, cut)
 
 
@@ -587,6 +592,8 @@ def _differences(period: Period, cut: Cut) -> Any:
                               ("call_meeting", ("performer",), conversions.k7_call_to_meeting),
                               ("lead_sale", ("channel", "owner"), conversions.k7_lead_to_sale)):
         yield from table(f"K7 {part}", k7_part(part, period, cut), exact(period, cut), keys)
+    yield from table("K7 lead_sale across channels", k7_lead_to_sale(period, cut, channels=False),
+                     conversions.k7_lead_to_sale(period, cut), ("owner",))
     for mode in (conversions.STRICT, conversions.ANY_ORDER):
         a, b = (_funnel_rows(k8_funnel(period, cut, mode=mode)),
                 _funnel_rows(conversions.k8_funnel(period, cut, mode=mode)))

@@ -518,9 +518,11 @@ def _months(months: Period) -> list[date]:
 
 
 def _sums(code: str, months: Period, people: set[int] | None, by_person: bool, width: int,
-          since_before: date | None = None) -> list[tuple[int | None, Any, list[int], int]]:
+          since_before: date | None = None, keyed: bool = True
+          ) -> list[tuple[int | None, Any, list[int], int]]:
     """(person or None, keys, sums of v0..v<width-1>, sum of v0 over the cells whose ``since``
-    is before ``since_before``) per person (``by_person``) and keys, over the whole months:
+    is before ``since_before``) per person (``by_person``) and keys (``keyed``; else all
+    keys together, ``[]``), over the whole months:
     from the person cells when people are asked for or kept, else from the company's (each
     month an index range: the months are listed, the persons bounded). One plain statement:
     the dashboard reads thousands of these rows, and the ORM's per-value converters cost more
@@ -537,12 +539,13 @@ def _sums(code: str, months: Period, people: set[int] | None, by_person: bool, w
         params += chosen
     else:
         where.append("person >= 0" if by_person else "person < 0")
-    group = "person, keys" if by_person else "keys"
+    group = ", ".join(["person"] * by_person + ["keys"] * keyed) or "figure"
     columns = [f"SUM(v{i})" for i in range(width)]
     columns.append("SUM(CASE WHEN since < %s THEN v0 ELSE 0 END)" if since_before is not None
                    else "0")
     select_params = [day(since_before)] if since_before is not None else []
-    sql = (f"SELECT {'person' if by_person else '0'}, keys, {', '.join(columns)} "
+    keys = "keys" if keyed else "'[]'"
+    sql = (f"SELECT {'person' if by_person else '0'}, {keys}, {', '.join(columns)} "
            f"FROM {MonthCell._meta.db_table} WHERE {' AND '.join(where)} GROUP BY {group}")
     out = []
     with connection.cursor() as cursor:
@@ -671,33 +674,36 @@ def k7_activity(part: str, period: Period, cut: Cut, now: datetime,
 
 
 def k7_lead_to_sale(period: Period, cut: Cut, now: datetime,
-                    daily: Callable[[Period], Iterable[Any]]
-                    ) -> list[tuple[tuple[str, int | None], list[int]]] | None:
+                    daily: Callable[[Period], Iterable[Any]], channels: bool = True
+                    ) -> list[tuple[tuple[str | None, int | None], list[int]]] | None:
     """K7 lead→sale (14-day window) per channel and owner at creation: ((channel, owner),
-    [cohort, won, lost, open, immature]). A member of the whole months counts as it stood 14
-    days after creation (stored per month), or, when that is still ahead of ``now``, as it
-    stands now (corrected from the summaries); the days after the months from ``daily``."""
+    [cohort, won, lost, open, immature]), or per owner across channels (``channels`` False:
+    channel None). A member of the whole months counts as it stood 14 days after creation
+    (stored per month), or, when that is still ahead of ``now``, as it stands now (corrected
+    from the summaries); the days after the months from ``daily``."""
     parts = split(period, cut)
     if parts is None:
         return None
     people = people_of(cut)
-    counts: dict[tuple[str, int | None], list[int]] = defaultdict(lambda: [0, 0, 0, 0, 0])
-    for person, decoded, sums, _c in _sums("K7.ld", parts.months, people, True, 7):
-        row = counts[(decoded[0], person)]
+    counts: dict[tuple[str | None, int | None], list[int]] = defaultdict(
+        lambda: [0, 0, 0, 0, 0])
+    for person, decoded, sums, _c in _sums("K7.ld", parts.months, people, True, 7,
+                                           keyed=channels):
+        row = counts[(decoded[0] if channels else None, person)]
         for i in range(4):
             row[i] += sums[i]
     young = TicketSummary.objects.filter(_young("lead_at", parts.months, now))
     if people is not None:
         young = young.filter(lead_owner__in=sorted(people))
-    fields = ("channel", "lead_owner", "status_window", "status_final")
+    fields = ("channel", "lead_owner", "status_window", "status_final")[1 - channels:]
     for r in young.values(*fields).order_by(*fields).annotate(n=Count("pk")):
-        row = counts[(r["channel"], r["lead_owner"])]
+        row = counts[(r.get("channel"), r["lead_owner"])]
         row[1 + STATUSES.index(r["status_window"])] -= r["n"]
         row[1 + STATUSES.index(r["status_final"])] += r["n"]
         row[4] += r["n"]
     if parts.tail is not None:
         for fact in daily(parts.tail):
-            row = counts[(fact.keys["channel"], fact.keys["owner"])]
+            row = counts[(fact.keys["channel"] if channels else None, fact.keys["owner"])]
             for i, name in enumerate(("cohort", *STATUSES, "immature")):
                 row[i] += int(fact.values[name])
     return [(key, row) for key, row in counts.items() if row[0]]

@@ -8,16 +8,20 @@ to the tickets behind it, of which only those the person may see are listed.
 
 from __future__ import annotations
 
+import html
 from dataclasses import dataclass, replace
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
+from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.urls import path, reverse
+from django.utils import formats
+from django.utils.html import format_html
 from django.utils.http import urlencode
-from django.utils.safestring import SafeString
+from django.utils.safestring import SafeString, mark_safe
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy as _l
 from django.utils.translation import pgettext_lazy
@@ -367,10 +371,42 @@ def largest(rows: list[dict[str, Any]], column: str, title: str
         "title": title, "shown": CHART_ROWS, "all": len(rows)}
 
 
+PER_SELLER = _l("A row per seller of this team")
+
+
+def _text(value: Any) -> str:
+    """A value as the template would show it: localised (numbers), escaped. A count is its
+    digits unless thousands are grouped (the localising costs more than the rest of a row)."""
+    if type(value) is int and not settings.USE_THOUSAND_SEPARATOR:
+        return str(value)
+    return html.escape(str(formats.localize(value)))
+
+
+def row_html(row: dict[str, Any], tickets: str, query: str, tail: str = "",
+             css: str = "") -> SafeString:
+    """One row of a long dashboard table as HTML (the template's loops cost more than the
+    figures at a thousand rows): the labels (``label_links``: a team's opens its dashboard),
+    the numbers (``cells``), each count linking to its tickets (``tickets?query&cell``), then
+    ``tail`` (HTML already). Every text is escaped."""
+    title = html.escape(str(PER_SELLER))
+    out = [f'<tr class="{css}">' if css else "<tr>"]
+    for text, link in row["label_links"]:
+        out.append(f'<td><a href="{html.escape(link)}" title="{title}">{_text(text)}</a></td>'
+                   if link else f"<td>{_text(text)}</td>")
+    cell = row["cell"]
+    base = html.escape(f"{tickets}?{query}&{cell}&column=") if cell else ""
+    for column, value in row["cells"]:
+        out.append(f'<td class="num"><a href="{base}{html.escape(column)}">{_text(value)}</a>'
+                   "</td>" if value and cell else f'<td class="num">{_text(value)}</td>')
+    out.append(tail)
+    out.append("</tr>")
+    return mark_safe("".join(out))  # noqa: S308 - every value above is escaped
+
+
 def build_cards(period: Period, cut: Cut, energy: bool = False,
-                teams: Teams | None = None) -> list[Card]:
+                teams: Teams | None = None, query: str = "") -> list[Card]:
     """The per-person cards (K1-K4, K10): a row per person, or with ``teams`` a row per team
-    whose label opens the dashboard for that team."""
+    whose label opens the dashboard for that team (``query``: the page's, for the links)."""
     tables = [rollup.table(code, period, cut, ROWS_BY[code]) for code in FIGURES]
     people: set[int] = set()
     built = []
@@ -390,6 +426,7 @@ def build_cards(period: Period, cut: Cut, energy: bool = False,
     lines = energy_lines(period, sellers) if sellers else {}
     cards = []
     for table, keys, rows, total in built:
+        tickets = reverse("web:analytics_tickets", args=[table.figure])
         with_energy = energy and table.figure in ENERGY_FIGURES
         for row in rows:
             if with_energy:
@@ -400,15 +437,20 @@ def build_cards(period: Period, cut: Cut, energy: bool = False,
                 row["labels"] = [teams.label(team),
                                  *(key_label(k, row[k], names) for k in keys[1:])]
                 row["team_link"] = teams.link(team)
+                row["label_links"] = [(row["labels"][0], row["team_link"]),
+                                      *((text, "") for text in row["labels"][1:])]
                 # a team's cell drills down through the team cut; "no team" has no cut
                 row["cell"] = urlencode({"team": team, **{
                     f"{KEY_PREFIX}{k}": "" if row[k] is None else row[k] for k in keys[1:]}}
                 ) if team else ""
             else:
                 row["labels"] = [key_label(k, row[k], names) for k in keys]
+                row["label_links"] = [(text, "") for text in row["labels"]]
                 row["cell"] = urlencode({f"{KEY_PREFIX}{k}": "" if row[k] is None else row[k]
                                          for k in keys})
             row["cells"] = [(c, row[c]) for c in table.columns]
+            row["html"] = row_html(row, tickets, query, format_html(
+                '<td class="energy">{}</td>', row.get("energy", "")) if with_energy else "")
         first = table.columns[0]
         shown, title = largest(rows, first, f"{TITLES[table.figure]}: {column_title(first)}")
         chart = charts.bars([(" ".join(r["labels"]), r[first]) for r in shown], title)
@@ -593,9 +635,10 @@ def k7_rows(period: Period, cut: Cut, part: str, fast_path: bool = True,
     ``teams``: a row per team instead of per person, shares worked out from the team's
     counts)."""
     figure, keys, counts, shares, _title = K7_PARTS[part]
-    table = fast.k7_part(part, period, cut) if fast_path else figure(period, cut)
     if teams is not None:  # a row per team: across channels (a channel filter splits them)
         keys = tuple(k for k in keys if k in PEOPLE)
+    table = (fast.k7_part(part, period, cut, channels=teams is None) if fast_path
+             else figure(period, cut))
     if teams is None:
         rows = rates(table, *keys)
     else:
@@ -653,8 +696,10 @@ class K7Card:
     teams_how: str = ""
 
 
-def k7_card(period: Period, cut: Cut, teams: Teams | None = None) -> K7Card:
-    """K7's cohort tables, win rate and activity ratios (``teams``: a row per team)."""
+def k7_card(period: Period, cut: Cut, teams: Teams | None = None, query: str = ""
+            ) -> K7Card:
+    """K7's cohort tables, win rate and activity ratios (``teams``: a row per team;
+    ``query``: the page's without the part, for the links)."""
     built = [(part, *k7_rows(period, cut, part, teams=teams)) for part in K7_PARTS]
     wins_of, ratios_of = rollup.source("K10", ("owner",)), rollup.source("K1", ("performer",))
     if teams is not None:
@@ -672,10 +717,17 @@ def k7_card(period: Period, cut: Cut, teams: Teams | None = None) -> K7Card:
     tables = []
     for part, _table, keys, rows, total in built:
         counts, title = K7_PARTS[part][2], K7_PARTS[part][4]
+        tickets = reverse("web:analytics_tickets", args=["K7"])
+        immature = format_html('<td><span class="badge immature">{}</span></td>',
+                               _("immature"))
         for row in rows:
             labelled(row, keys, names, teams, part)
             row["cells"] = [(c, row[c]) for c in counts]
             row["shares"] = share_texts(part, row)
+            row["html"] = row_html(row, tickets, query, "".join(
+                f'<td class="num">{_text(t)}</td>' for t in row["shares"])
+                + (immature if row["is_immature"] else "<td></td>"),
+                "immature" if row["is_immature"] else "")
         total["cells"] = [(c, total[c]) for c in counts]
         total["shares"] = share_texts(part, total)
         shown = tuple("team" if teams is not None and k in PEOPLE else k for k in keys)
@@ -947,8 +999,11 @@ class PartsCard:
     teams_how: str = ""
 
 
-def k12_card(period: Period, cut: Cut, teams: Teams | None = None) -> PartsCard:
-    """K12's tables (``teams``: coverage and overdue tasks per team)."""
+def k12_card(period: Period, cut: Cut, teams: Teams | None = None, query: str = ""
+             ) -> PartsCard:
+    """K12's tables (``teams``: coverage and overdue tasks per team; ``query``: the page's
+    without the part, for the links)."""
+    tickets = reverse("web:analytics_tickets", args=["K12"])
     built = [(part, *k12_rows(period, cut, part, fast=True, teams=teams))
              for part in K12_PARTS]
     names = person_names({row[k] for _p, _t, keys, rows, _tot in built for row in rows
@@ -960,6 +1015,8 @@ def k12_card(period: Period, cut: Cut, teams: Teams | None = None) -> PartsCard:
             labelled(row, keys, names, teams, part)
             row["cells"] = [(c, row.get(c, 0)) for c in table.columns]
             row["rate_text"] = percent(row.get("rate"))
+            row["html"] = row_html(row, tickets, query, f'<td class="num">'
+                                   f'{_text(row["rate_text"])}</td>' if has_rate else "")
         total["cells"] = [(c, total.get(c, 0)) for c in table.columns]
         total["rate_text"] = percent(total.get("rate"))
         shown = tuple("team" if teams is not None and k in PEOPLE else k for k in keys)
@@ -1305,21 +1362,23 @@ def _dashboard(request: HttpRequest, user: User, period: Period, cut: Cut, mode:
     fast.no_jit()
     teams = Teams(query_without(request, "page", "format", "team", "seller")
                   ) if by_teams(user, cut) else None
-    cards = build_cards(period, cut, energy_visible(user), teams)
+    query = query_without(request, "page", "format")
+    part_query = query_without(request, "page", "format", "part")
+    cards = build_cards(period, cut, energy_visible(user), teams, query)
     return render(request, "web/analytics/dashboard.html", {
         "section": "analytics", "period": period, "cut": cut, "cards": cards,
         "funnel": funnel_of(cards), "trend": trend_of(period, cut),
         "stage_funnel": funnel_card(period, cut, mode),
-        "conversions": k7_card(period, cut, teams),
-        "part_query": query_without(request, "page", "format", "part"),
+        "conversions": k7_card(period, cut, teams, part_query),
+        "part_query": part_query,
         "timing": k9_card(user, period, cut),
-        "control": k12_card(period, cut, teams),
+        "control": k12_card(period, cut, teams, part_query),
         "growth": growth_card(period, cut),
         "bucket_query": query_without(request, "page", "format", "bucket"),
         "simple_cards": [k5_card(period, cut, bucket),
                          k6_card(period, cut) if k6_visible(user) else None],
         "mode_query": query_without(request, "page", "format", "mode"),
-        "query": query_without(request, "page", "format"),
+        "query": query,
         "filters": {name: request.GET.get(name, "") for name in CUT_FIELDS},
     })
 
