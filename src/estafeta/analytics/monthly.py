@@ -435,10 +435,20 @@ def derive(progress: Callable[[str], None] | None = None) -> None:
         n = _flush_by_month(spans(), say, "closed stays")
         say(f"closed stays: {n} read")
         _set_ready(True)
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            for model in (MonthCell, StaySpan):
-                cursor.execute(f"ANALYZE {model._meta.db_table}")
+    settle([MonthCell, StaySpan])
+
+
+def settle(models: Iterable[Any]) -> None:
+    """PostgreSQL, after writing many rows: fresh statistics (or the planner sorts on disk)
+    and, outside a transaction, the visibility map too (``VACUUM``): the K9 look-ups are
+    index-only scans, which read the table itself for every row of a page not marked
+    all-visible (ten times slower at a million tickets right after a rebuild)."""
+    if connection.vendor != "postgresql":
+        return
+    command = "ANALYZE" if connection.in_atomic_block else "VACUUM (ANALYZE)"
+    with connection.cursor() as cursor:
+        for model in models:
+            cursor.execute(f"{command} {model._meta.db_table}")
 
 
 _PARTS = {"email": ("K7.em",), "call": ("K7.ca",), "lead": ("K7.ld",), "funnel": ("K8",),

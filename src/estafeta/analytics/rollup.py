@@ -47,7 +47,6 @@ from .figures import (
 from .models import (
     VALUES,
     Cell,
-    MonthCell,
     RollupState,
     StaySpan,
     TicketRollup,
@@ -386,10 +385,7 @@ def rebuild(batch: int = 2000, progress: Callable[[int, int], None] | None = Non
     monthly.derive(say)
     with transaction.atomic():
         _set_ready(True)
-    if connection.vendor == "postgresql":  # fresh statistics, or the planner sorts on disk
-        with connection.cursor() as cursor:
-            for model in (Cell, TicketRollup, TicketSummary, StaySpan, MonthCell):
-                cursor.execute(f"ANALYZE {model._meta.db_table}")
+    monthly.settle([Cell, TicketRollup, TicketSummary])  # derive settled the rest
     return done
 
 
