@@ -573,10 +573,11 @@ def differences(period: Period, cut: Cut | None = None) -> Any:
     (K7's three cohorts, K8 in both modes, K9, K12 coverage, overdue and SLA compliance): from
     the monthly cells where they answer, and again from the summaries and spans alone."""
     cut = cut or Cut()
-    with monthly.off():
-        daily = list(_differences(period, cut))
     yield from _differences(period, cut)
-    yield from (f"{problem} (without the monthly cells)" for problem in daily)
+    if monthly.split(period, cut) is not None:  # else the same answers again
+        with monthly.off():
+            yield from (f"{problem} (without the monthly cells)"
+                        for problem in _differences(period, cut))
 
 
 def _differences(period: Period, cut: Cut) -> Any:
