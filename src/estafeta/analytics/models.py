@@ -17,15 +17,9 @@ VALUES = 8
 NO_SINCE = date(1, 1, 1)  # a monthly cell's ``since`` when it compares nothing
 
 
-class Cell(models.Model):
-    figure = models.CharField(max_length=16)
-    day = models.DateField()
-    person = models.BigIntegerField(default=0)  # the cut's seller (0: nobody)
-    pipeline = models.CharField(max_length=64, default="")
-    channel = models.CharField(max_length=16, default="")
-    segment = models.CharField(max_length=64, default="")
-    territory = models.CharField(max_length=64, default="")
-    keys = models.CharField(max_length=600)  # the figure's keys, JSON
+class Sums(models.Model):
+    """The ``VALUES`` sums of a cell (what each means depends on its figure)."""
+
     v0 = models.BigIntegerField(default=0)
     v1 = models.BigIntegerField(default=0)
     v2 = models.BigIntegerField(default=0)
@@ -34,6 +28,20 @@ class Cell(models.Model):
     v5 = models.BigIntegerField(default=0)
     v6 = models.BigIntegerField(default=0)
     v7 = models.BigIntegerField(default=0)
+
+    class Meta:
+        abstract = True
+
+
+class Cell(Sums):
+    figure = models.CharField(max_length=16)
+    day = models.DateField()
+    person = models.BigIntegerField(default=0)  # the cut's seller (0: nobody)
+    pipeline = models.CharField(max_length=64, default="")
+    channel = models.CharField(max_length=16, default="")
+    segment = models.CharField(max_length=64, default="")
+    territory = models.CharField(max_length=64, default="")
+    keys = models.CharField(max_length=600)  # the figure's keys, JSON
 
     class Meta:
         constraints = [models.UniqueConstraint(
@@ -55,7 +63,7 @@ class TicketRollup(models.Model):
         return f"rollup of ticket {self.ticket_id}"
 
 
-class MonthCell(models.Model):
+class MonthCell(Sums):
     """A month of one projection of a figure (``analytics/monthly.py``), without the pipeline,
     channel, segment and territory. ``person`` >= 0: for that person (the cut's seller: the
     performer, the owner at the event, the stay's executor; 0: nobody), what the per-seller
@@ -70,14 +78,6 @@ class MonthCell(models.Model):
     # task's due day
     since = models.DateField(default=NO_SINCE)
     keys = models.CharField(max_length=600)  # the projection's keys, JSON
-    v0 = models.BigIntegerField(default=0)
-    v1 = models.BigIntegerField(default=0)
-    v2 = models.BigIntegerField(default=0)
-    v3 = models.BigIntegerField(default=0)
-    v4 = models.BigIntegerField(default=0)
-    v5 = models.BigIntegerField(default=0)
-    v6 = models.BigIntegerField(default=0)
-    v7 = models.BigIntegerField(default=0)
 
     class Meta:
         constraints = [models.UniqueConstraint(
@@ -95,6 +95,9 @@ class RollupState(models.Model):
 
     ready = models.BooleanField(default=False)
     monthly_ready = models.BooleanField(default=False)
+    # every TicketRollup row holds its ticket's monthly cells (a rebuild by a version that
+    # keeps them has run): only then may the monthly cells be derived alone
+    monthly_kept = models.BooleanField(default=False)
     rebuilt_at = models.DateTimeField(null=True, blank=True)
 
     def __str__(self) -> str:

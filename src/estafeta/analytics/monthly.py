@@ -324,6 +324,11 @@ def is_ready() -> bool:
     return RollupState.objects.filter(pk=1, ready=True, monthly_ready=True).exists()
 
 
+def is_kept() -> bool:
+    """Whether every ticket's rollup row holds its monthly cells (see ``RollupState``)."""
+    return RollupState.objects.filter(pk=1, monthly_kept=True).exists()
+
+
 def _set_ready(ready: bool) -> None:
     RollupState.objects.filter(pk=1).update(monthly_ready=ready)
 
@@ -385,9 +390,9 @@ def derive(progress: Callable[[str], None] | None = None) -> None:
     mark them ready. Each source is read once in month order through a server-side cursor and
     each monthly cell written once, so memory holds one month of one source.
 
-    One transaction: the history it reads cannot change under it, so ticket events wait until
-    it ends (``rollup.rebuild`` instead rebuilds both levels a batch of tickets at a time,
-    beside the work, but reads every ticket's records)."""
+    One transaction: the rows it reads cannot change under it, so ticket events wait until it
+    ends (``rollup.rebuild`` rebuilds the daily rows a batch of tickets at a time, beside the
+    work, and then calls this)."""
     from .models import Cell
 
     say = progress or (lambda text: None)

@@ -346,7 +346,7 @@ def _set_ready(ready: bool) -> None:
     from estafeta.core import clock
 
     RollupState.objects.update_or_create(
-        pk=1, defaults={"ready": ready, "monthly_ready": ready,
+        pk=1, defaults={"ready": ready, "monthly_ready": ready, "monthly_kept": ready,
                         "rebuilt_at": clock.now() if ready else None})
 
 

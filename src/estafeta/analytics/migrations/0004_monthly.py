@@ -9,8 +9,9 @@ def state(apps, schema_editor):
     # already there the figures read the daily rows until `estafeta analytics rebuild` has
     # filled both again.
     Ticket = apps.get_model("tickets", "Ticket")
+    empty = not Ticket.objects.exists()
     apps.get_model("analytics", "RollupState").objects.filter(pk=1).update(
-        monthly_ready=not Ticket.objects.exists())
+        monthly_ready=empty, monthly_kept=empty)
 
 
 class Migration(migrations.Migration):
@@ -44,6 +45,11 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='rollupstate',
             name='monthly_ready',
+            field=models.BooleanField(default=False),
+        ),
+        migrations.AddField(
+            model_name='rollupstate',
+            name='monthly_kept',
             field=models.BooleanField(default=False),
         ),
         migrations.AddField(

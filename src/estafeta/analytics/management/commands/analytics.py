@@ -48,9 +48,9 @@ class Command(EstafetaCommand):
                 raise CommandError("--batch must be at least 1")
             began = time.monotonic()
             if options["monthly"]:
-                if not rollup.is_ready():
-                    raise CommandError("the daily rollups are not ready: run `estafeta "
-                                       "analytics rebuild` (it fills both levels)")
+                if not rollup.is_ready() or not monthly.is_kept():
+                    raise CommandError("the rollups were not built by this version: run "
+                                       "`estafeta analytics rebuild` (it fills both levels)")
                 monthly.derive(progress=lambda text: self.stdout.write(
                     f"{text}, {time.monotonic() - began:.0f} s"))
                 self.stdout.write("monthly cells worked out from the daily rows in "
