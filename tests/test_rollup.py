@@ -406,3 +406,19 @@ def test_the_dashboards_stuck_list_keeps_the_exact_order_with_ties(
             assert timing.stuck == exact.stuck[:shown], shown
             assert timing.stuck_total == 5
         assert not list(fast.differences(november))
+
+
+def test_k9_buckets_keep_the_order_of_the_lengths_and_hold_one_value_below_128_seconds(
+        ) -> None:
+    lengths = [*range(0, 300), 1000, 32_400, 32_401, 86_399, 10**6, 10**7, 2**40 - 1]
+    buckets = [monthly.bucket(s) for s in lengths]
+    assert buckets == sorted(buckets)  # a longer stay is never in an earlier bucket
+    assert all(monthly.bucket(s) == s for s in range(128))  # the value itself
+    assert monthly.bucket(128) == 128 and monthly.bucket(255) == monthly.bucket(254) == 191
+    assert monthly.bucket(256) == 192
+    # about 64 buckets per doubling from 128 s on: each at most 1/64 of its values wide
+    for s in (1000, 32_400, 10**6, 10**7):
+        same = [t for t in range(s - s // 32, s + s // 32)
+                if monthly.bucket(t) == monthly.bucket(s)]
+        assert max(same) - min(same) <= s // 64 + 1
+    assert monthly.bucket(-5) < monthly.bucket(0)  # a negative length (bad clocks) sorts first

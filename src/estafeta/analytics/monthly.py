@@ -809,14 +809,16 @@ def k9_closed(period: Period, cut: Cut) -> dict[tuple[str, str], dict[str, Any]]
             seen += count
         ranks[(pipeline, stage)] = found
         for key in found.values():
-            wanted.setdefault(key, len(wanted))
+            if not 0 <= key[2] < 2 * _SUB:  # below 128 s a bucket holds one value: itself
+                wanted.setdefault(key, len(wanted))
     values = _kth(wanted, period)
     out = {}
     for (pipeline, stage), found in ranks.items():
         n = sum(hist[(pipeline, stage)].values())
 
         def at(rank: int, found: dict[int, tuple[str, str, int, int]] = found) -> int:
-            return values[wanted[found[rank]]]
+            key = found[rank]
+            return key[2] if 0 <= key[2] < 2 * _SUB else values[wanted[key]]
 
         median = (timedelta(seconds=at((n + 1) // 2)) if n % 2 else
                   timedelta(seconds=(at(n // 2) + at(n // 2 + 1)) / 2))
