@@ -178,6 +178,10 @@ class StaySpan(models.Model):
                    models.Index(fields=["ticket_id"], name="span_ticket"),
                    models.Index(fields=["entered_at"], condition=models.Q(closed_at__isnull=True),
                                 name="span_open_entered"),
+                   # K9's oldest stuck stays of one pipeline version
+                   models.Index(fields=["version_id", "entered_at"],
+                                condition=models.Q(closed_at__isnull=True),
+                                name="span_open_version"),
                    # K9 percentiles: the stays of one bucket closed in a period
                    models.Index(fields=["pipeline", "stage", "bucket", "closed_at"],
                                 include=["seconds"], name="span_bucket",

@@ -321,7 +321,9 @@ def loaded(rows: list[list[Any]]) -> Contribution:
 
 def is_ready() -> bool:
     """Whether the monthly cells hold every ticket (the daily rollups too)."""
-    return RollupState.objects.filter(pk=1, ready=True, monthly_ready=True).exists()
+    from .rollup import state
+
+    return state()[1]
 
 
 def is_kept() -> bool:

@@ -339,7 +339,19 @@ def on_ticket_event(ticket_id: int) -> None:
 
 
 def is_ready() -> bool:
-    return RollupState.objects.filter(pk=1, ready=True).exists()
+    return state()[0]
+
+
+def state() -> tuple[bool, bool]:
+    """(daily rollups ready, monthly cells ready), read once per ``memo`` block."""
+    cache = _MEMO.get()
+    if cache is not None and ("state",) in cache:
+        return cache[("state",)]
+    found = RollupState.objects.filter(pk=1).values_list("ready", "monthly_ready").first()
+    ready = (bool(found and found[0]), bool(found and found[0] and found[1]))
+    if cache is not None:
+        cache[("state",)] = ready
+    return ready
 
 
 def _set_ready(ready: bool) -> None:
@@ -512,7 +524,7 @@ def _exact_extra() -> None:
     EXACT.setdefault("LOST", lost_value_by_stage)
 
 
-_MEMO: ContextVar[dict[tuple[Any, ...], Table] | None] = ContextVar("rollup_memo",
+_MEMO: ContextVar[dict[tuple[Any, ...], Any] | None] = ContextVar("rollup_memo",
                                                                     default=None)
 
 
