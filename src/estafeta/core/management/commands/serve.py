@@ -12,9 +12,14 @@ from estafeta.core.management.base import EstafetaCommand
 
 
 def run_gunicorn(*, host: str, port: int, workers: int, log_level: str = "info") -> None:
+    from django.db import connections
     from gunicorn.app.base import BaseApplication
 
+    from estafeta.core.warmup import warm_up
     from estafeta.wsgi import application
+
+    warm_up()  # once here, inherited by every worker: no slow first page per worker
+    connections.close_all()  # a worker must not share the master's database connection
 
     class App(BaseApplication):
         def load_config(self) -> None:
