@@ -760,6 +760,7 @@ def ttfb(port: int, path: str, cookie: str, repeat: int) -> dict[str, Any]:
             "ttfb_first_s": round(firsts[0], 3),
             "ttfb_p50_s": round(statistics.median(firsts), 3),
             "ttfb_max_s": round(max(firsts), 3),
+            "ttfb_each_s": [round(x, 3) for x in firsts],  # in order: which runs were cold
             "total_p50_s": round(statistics.median(totals), 3),
             "server_p50_s": round(statistics.median(server), 3) if server else None,
             "bytes": sizes[-1]}
@@ -853,7 +854,8 @@ def measure(repeat: int, workers: int) -> dict[str, Any]:
             say(f"{name}: TTFB first {figures['ttfb_first_s']:.2f}s, p50 "
                 f"{figures['ttfb_p50_s']:.2f}s, max {figures['ttfb_max_s']:.2f}s; total p50 "
                 f"{figures['total_p50_s']:.2f}s; {figures['bytes']:,} bytes; "
-                f"status {figures['status']}; load average {figures['load_average']}")
+                f"status {figures['status']}; load average {figures['load_average']}; "
+                f"each {figures['ttfb_each_s']}")
     finally:
         server.terminate()
         server.wait(timeout=60)
