@@ -44,6 +44,8 @@ from typing import Any
 from django.db import connection, transaction
 from django.db.models import Case, Count, F, IntegerField, Q, QuerySet, Sum, Value, When
 
+from estafeta.core.db import settle_tables
+
 from .models import NO_SINCE, VALUES, MonthCell, RollupState, StaySpan, TicketSummary
 from .period import Cut, Period, company_tz
 
@@ -442,20 +444,10 @@ def derive(progress: Callable[[str], None] | None = None) -> None:
         n = _flush_by_month(spans(), say, "closed stays")
         say(f"closed stays: {n} read")
         _set_ready(True)
-    settle([MonthCell, StaySpan])
+    # the K9 look-ups are index-only scans: right after a rebuild, with the visibility map
+    # not yet set, they read the table for every row (ten times slower at a million tickets)
+    settle_tables([MonthCell, StaySpan])
 
-
-def settle(models: Iterable[Any]) -> None:
-    """PostgreSQL, after writing many rows: fresh statistics (or the planner sorts on disk)
-    and, outside a transaction, the visibility map too (``VACUUM``): the K9 look-ups are
-    index-only scans, which read the table itself for every row of a page not marked
-    all-visible (ten times slower at a million tickets right after a rebuild)."""
-    if connection.vendor != "postgresql":
-        return
-    command = "ANALYZE" if connection.in_atomic_block else "VACUUM (ANALYZE)"
-    with connection.cursor() as cursor:
-        for model in models:
-            cursor.execute(f"{command} {model._meta.db_table}")
 
 
 _PARTS = {"email": ("K7.em",), "call": ("K7.ca",), "lead": ("K7.ld",), "funnel": ("K8",),

@@ -29,6 +29,7 @@ from django.db import connection, transaction
 from django.db.models import Max, Q, Sum
 
 from estafeta.accounts.models import User
+from estafeta.core.db import settle_tables
 from estafeta.domain.codes import EventType, TicketStatus
 from estafeta.history.models import Event
 from estafeta.tickets.models import Activity, Ticket
@@ -397,7 +398,7 @@ def rebuild(batch: int = 2000, progress: Callable[[int, int], None] | None = Non
     monthly.derive(say)
     with transaction.atomic():
         _set_ready(True)
-    monthly.settle([Cell, TicketRollup, TicketSummary])  # derive settled the rest
+    settle_tables([Cell, TicketRollup, TicketSummary])  # derive settled the rest
     return done
 
 

@@ -259,3 +259,16 @@ def insert(model: type[models.Model], **values: Any) -> Any:
     obj._state.adding = False
     obj._state.db = conn.alias
     return obj
+
+
+def settle_tables(tables: Iterable[type[models.Model]]) -> None:
+    """After writing many rows (PostgreSQL; nothing on SQLite): fresh statistics, or the
+    planner misjudges the new rows, and outside a transaction the visibility map too
+    (``VACUUM``), without which an index-only scan reads the table for every row of a page
+    not yet marked all-visible."""
+    if default_connection.vendor != "postgresql":
+        return
+    command = "ANALYZE" if default_connection.in_atomic_block else "VACUUM (ANALYZE)"
+    with default_connection.cursor() as cursor:
+        for model in tables:
+            cursor.execute(f"{command} {model._meta.db_table}")
